@@ -1,0 +1,1 @@
+"""Python libraries and tools for Docker / OCI container registries."""

@@ -1,0 +1,1 @@
+"""Image names, credentials and registry clients."""

@@ -1,0 +1,1 @@
+"""Docker registry v1 protocol and image format."""

@@ -1,0 +1,1 @@
+"""Test fixtures and tests; not part of the shipped library."""

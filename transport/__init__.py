@@ -1,0 +1,1 @@
+"""HTTP transports: streaming, retries, pooling."""
