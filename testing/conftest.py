@@ -16,10 +16,10 @@ def _shim() -> str:
     shim = os.path.join(tempfile.gettempdir(), 'containerregistry-shim-' + tag)
     link = os.path.join(shim, 'containerregistry')
     if not os.path.islink(link):
-      os.makedirs(shim, exist_ok=True)
-      tmp = link + '.%d' % os.getpid()
-      os.symlink(ROOT, tmp)
-      os.replace(tmp, link)
+        os.makedirs(shim, exist_ok=True)
+        tmp = link + '.%d' % os.getpid()
+        os.symlink(ROOT, tmp)
+        os.replace(tmp, link)
     return shim
 
 
