@@ -1,0 +1,218 @@
+"""A tampering reverse proxy in front of a real registry.
+
+Clients name it `localhost:PORT` (plain http). By default it forwards every
+request unchanged; tests switch on faults:
+
+- `corrupt_blob(digest)`: flip one byte of that blob's body;
+- `replace_manifest(ref, body)`: serve BODY for manifest GET/HEADs of REF;
+- `drop_blob(digest, after=N)`: announce the full length, send N bytes, close;
+- `redirect_blobs()`: answer blob GETs with a 307 to a second server on
+  `127.0.0.1:OTHERPORT` (another host name than `localhost`), which serves
+  the blob itself and records the headers it received (`origin_requests`).
+
+Every request is recorded in `requests` as (method, path, headers).
+"""
+import http.client
+import http.server
+import re
+import threading
+from typing import Dict, List, Optional, Tuple
+
+_BLOB_RE = re.compile(r'^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$')
+_MANIFEST_RE = re.compile(r'^/v2/(.+)/manifests/([^/]+)$')
+_HOP = {'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization',
+        'te', 'trailers', 'transfer-encoding', 'upgrade', 'host'}
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _serve(handler) -> Tuple[_Server, threading.Thread]:
+    httpd = _Server(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    return httpd, thread
+
+
+class Proxy:
+    def __init__(self, registry):
+        self.registry = registry
+        self.requests: List[Tuple[str, str, Dict[str, str]]] = []
+        self.origin_requests: List[Tuple[str, str, Dict[str, str]]] = []
+        self._corrupt: set = set()
+        self._drop: Dict[str, int] = {}
+        self._manifests: Dict[str, bytes] = {}
+        self._redirect = False
+        self._lock = threading.Lock()
+        self._httpd, _ = _serve(self._proxy_handler())
+        self._origin, _ = _serve(self._origin_handler())
+        self.port = self._httpd.server_address[1]
+        self.origin_port = self._origin.server_address[1]
+
+    @property
+    def host(self) -> str:
+        return 'localhost:%d' % self.port
+
+    @property
+    def origin_host(self) -> str:
+        return '127.0.0.1:%d' % self.origin_port
+
+    # Fault switches.
+    def corrupt_blob(self, digest: str) -> None:
+        self._corrupt.add(digest)
+
+    def replace_manifest(self, ref: str, body: bytes) -> None:
+        self._manifests[ref] = body
+
+    def drop_blob(self, digest: str, after: int = 16) -> None:
+        self._drop[digest] = after
+
+    def redirect_blobs(self, on: bool = True) -> None:
+        self._redirect = on
+
+    def count(self, method: Optional[str] = None, contains: str = '') -> int:
+        return sum(1 for m, p, _ in self.requests
+                   if (method is None or m == method) and contains in p)
+
+    def stop(self) -> None:
+        for httpd in (self._httpd, self._origin):
+            httpd.shutdown()
+            httpd.server_close()
+
+    def _upstream(self, method: str, path: str, headers: Dict[str, str]):
+        conn = http.client.HTTPConnection('127.0.0.1', self.registry.port, timeout=30)
+        conn.request(method, path, headers=headers)
+        resp = conn.getresponse()
+        return conn, resp
+
+    def _proxy_handler(self):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def _record(self):
+                with proxy._lock:
+                    proxy.requests.append((self.command, self.path,
+                                           dict(self.headers.items())))
+
+            def _send(self, status: int, headers, body: bytes, declared=None,
+                      drop_after=None):
+                self.send_response(status)
+                for k, v in headers:
+                    if k.lower() not in _HOP and k.lower() != 'content-length':
+                        self.send_header(k, v)
+                length = len(body) if declared is None else declared
+                self.send_header('Content-Length', str(length))
+                if drop_after is not None:
+                    self.send_header('Connection', 'close')
+                self.end_headers()
+                if self.command == 'HEAD':
+                    return
+                if drop_after is None:
+                    self.wfile.write(body)
+                else:
+                    self.wfile.write(body[:drop_after])
+                    self.wfile.flush()
+                    self.close_connection = True
+
+            def _handle(self):
+                self._record()
+                length = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(length) if length else None
+                path = self.path.split('?', 1)[0]
+                blob = _BLOB_RE.match(path)
+                manifest = _MANIFEST_RE.match(path)
+                if (blob and self.command == 'GET' and proxy._redirect):
+                    self.send_response(307)
+                    self.send_header('Location', 'http://%s%s' % (proxy.origin_host, self.path))
+                    self.send_header('Content-Length', '0')
+                    self.end_headers()
+                    return
+                if manifest and manifest.group(2) in proxy._manifests \
+                        and self.command in ('GET', 'HEAD'):
+                    fake = proxy._manifests[manifest.group(2)]
+                    conn, resp = proxy._upstream('HEAD', self.path, self._fwd_headers())
+                    resp.read()
+                    conn.close()
+                    if resp.status == 401:
+                        return self._send(401, resp.getheaders(), b'')
+                    return self._send(200, resp.getheaders(), fake)
+                headers = self._fwd_headers()
+                conn = http.client.HTTPConnection('127.0.0.1', proxy.registry.port,
+                                                  timeout=30)
+                conn.request(self.command, self.path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                drop = None
+                declared = None
+                if blob and self.command == 'GET' and resp.status == 200:
+                    digest = blob.group(2)
+                    if digest in proxy._corrupt and data:
+                        data = bytes([data[0] ^ 0xff]) + data[1:]
+                    if digest in proxy._drop:
+                        drop = proxy._drop[digest]
+                        declared = len(data)
+                self._send(resp.status, resp.getheaders(), data, declared, drop)
+
+            def _fwd_headers(self):
+                return {k: v for k, v in self.headers.items()
+                        if k.lower() not in _HOP and k.lower() != 'content-length'}
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        return Handler
+
+    def _origin_handler(self):
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = 'HTTP/1.1'
+
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                with proxy._lock:
+                    proxy.origin_requests.append((self.command, self.path,
+                                                  dict(self.headers.items())))
+                headers = {}
+                if proxy.registry.username:
+                    headers = _registry_auth(proxy.registry, self.path)
+                conn = http.client.HTTPConnection('127.0.0.1', proxy.registry.port,
+                                                  timeout=30)
+                conn.request('GET', self.path, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                self.send_response(resp.status)
+                ctype = resp.getheader('Content-Type')
+                if ctype:
+                    self.send_header('Content-Type', ctype)
+                self.send_header('Content-Length', str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        return Handler
+
+
+def _registry_auth(registry, path: str) -> Dict[str, str]:
+    """Headers that let the origin read a blob from an auth registry itself."""
+    if registry.auth == 'basic':
+        return {'Authorization': registry.basic_auth_header()}
+    from containerregistry.testing import images
+    m = _BLOB_RE.match(path.split('?', 1)[0])
+    client = images.Client(registry)
+    scope = 'repository:%s:pull,push' % m.group(1)
+    client.request('GET', m.group(1), 'blobs/' + m.group(2))
+    return {'Authorization': client._token[scope]}
+
+
+def start_proxy(registry) -> Proxy:
+    """A proxy for REGISTRY (anonymous or basic/token auth, plain http)."""
+    return Proxy(registry)
