@@ -1,0 +1,84 @@
+"""Content digests, and a reader that checks one while data streams past."""
+import hashlib
+from typing import Optional
+
+
+def SHA256(content: bytes, prefix: str = 'sha256:') -> str:
+    """Returns PREFIX + the hex sha256 of CONTENT."""
+    return prefix + hashlib.sha256(content).hexdigest()
+
+
+class DigestMismatchedError(Exception):
+    """Content did not hash to the digest it was asked for by."""
+
+
+def check(expected: str, actual: str, what: str) -> None:
+    """Raises DigestMismatchedError unless the two digests are equal."""
+    if expected != actual:
+        raise DigestMismatchedError(
+            'digest mismatch for %s: expected %s, got %s'
+            % (what, expected, actual))
+
+
+class VerifyingReader:
+    """Wraps a reader; at end of data, raises if the sha256 is not EXPECTED.
+
+    This is how blobs are checked without holding them: the hash is updated
+    with every chunk as it passes, and compared once the stream is drained.
+    """
+
+    def __init__(self, reader, expected: str, what: Optional[str] = None,
+                 size: Optional[int] = None):
+        algorithm, _, _ = expected.partition(':')
+        if algorithm != 'sha256':
+            raise DigestMismatchedError('unsupported digest algorithm: '
+                                        + expected)
+        self._reader = reader
+        self._expected = expected
+        self._what = what or expected
+        self._size = size
+        self._hash = hashlib.sha256()
+        self._count = 0
+        self._done = False
+
+    @property
+    def bytes_read(self) -> int:
+        return self._count
+
+    def _update(self, chunk) -> None:
+        if chunk:
+            self._hash.update(chunk)
+            self._count += len(chunk)
+            return
+        if not self._done:
+            self._done = True
+            if self._size is not None and self._count != self._size:
+                raise DigestMismatchedError(
+                    'size mismatch for %s: expected %d bytes, got %d'
+                    % (self._what, self._size, self._count))
+            check(self._expected, 'sha256:' + self._hash.hexdigest(),
+                  self._what)
+
+    def read(self, amt: Optional[int] = None) -> bytes:
+        if amt is None or amt < 0:
+            data = self._reader.read()
+            self._update(data)
+            self._update(b'')
+            return data
+        data = self._reader.read(amt)
+        self._update(data)
+        return data
+
+    def readinto(self, buffer) -> int:
+        n = self._reader.readinto(buffer)
+        self._update(memoryview(buffer)[:n])
+        return n
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused):
+        self.close()

@@ -1,0 +1,363 @@
+"""The registry v2 HTTP protocol: ping, Basic and Bearer auth, requests.
+
+A `Transport` is bound to one repository and one action (pull, push, ...):
+it pings the registry once, learns how it wants to be authenticated and,
+for Bearer, fetches a token scoped to that repository and action.
+"""
+import json
+import logging
+import re
+import threading
+import urllib.parse
+from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple)
+
+from containerregistry.client import docker_creds
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import docker_creds as v2_2_creds
+from containerregistry.transport import streaming
+
+PULL = 'pull'
+PUSH = 'push,pull'
+# For now DELETE is PUSH, which is the read/write ACL.
+DELETE = PUSH
+CATALOG = 'catalog'
+ACTIONS = [PULL, PUSH, DELETE, CATALOG]
+
+MANIFEST_SCHEMA1_MIME = 'application/vnd.docker.distribution.manifest.v1+json'
+MANIFEST_SCHEMA1_SIGNED_MIME = (
+    'application/vnd.docker.distribution.manifest.v1+prettyjws')
+MANIFEST_SCHEMA2_MIME = 'application/vnd.docker.distribution.manifest.v2+json'
+MANIFEST_LIST_MIME = (
+    'application/vnd.docker.distribution.manifest.list.v2+json')
+LAYER_MIME = 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+FOREIGN_LAYER_MIME = (
+    'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip')
+CONFIG_JSON_MIME = 'application/vnd.docker.container.image.v1+json'
+
+OCI_MANIFEST_MIME = 'application/vnd.oci.image.manifest.v1+json'
+OCI_IMAGE_INDEX_MIME = 'application/vnd.oci.image.index.v1+json'
+OCI_LAYER_MIME = 'application/vnd.oci.image.layer.v1.tar'
+OCI_GZIP_LAYER_MIME = 'application/vnd.oci.image.layer.v1.tar+gzip'
+OCI_ZSTD_LAYER_MIME = 'application/vnd.oci.image.layer.v1.tar+zstd'
+OCI_NONDISTRIBUTABLE_LAYER_MIME = (
+    'application/vnd.oci.image.layer.nondistributable.v1.tar')
+OCI_NONDISTRIBUTABLE_GZIP_LAYER_MIME = (
+    'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip')
+OCI_CONFIG_JSON_MIME = 'application/vnd.oci.image.config.v1+json'
+
+MANIFEST_SCHEMA1_MIMES = [MANIFEST_SCHEMA1_MIME, MANIFEST_SCHEMA1_SIGNED_MIME]
+MANIFEST_SCHEMA2_MIMES = [MANIFEST_SCHEMA2_MIME]
+OCI_MANIFEST_MIMES = [OCI_MANIFEST_MIME]
+
+# OCI and Schema2 are compatible formats; this order is the Accept order.
+SUPPORTED_MANIFEST_MIMES = [OCI_MANIFEST_MIME, MANIFEST_SCHEMA2_MIME]
+
+# OCI Image Index and Manifest List are compatible formats.
+MANIFEST_LIST_MIMES = [OCI_IMAGE_INDEX_MIME, MANIFEST_LIST_MIME]
+
+# Docker & OCI layer mime types indicating foreign/non-distributable layers.
+NON_DISTRIBUTABLE_LAYER_MIMES = [
+    FOREIGN_LAYER_MIME, OCI_NONDISTRIBUTABLE_LAYER_MIME,
+    OCI_NONDISTRIBUTABLE_GZIP_LAYER_MIME
+]
+
+_MAX_ERROR_BODY = 300
+
+
+class Diagnostic(dict):
+    """One entry of a registry's `{"errors": [...]}` body."""
+
+    @property
+    def code(self) -> Optional[str]:
+        return self.get('code')
+
+    @property
+    def message(self) -> Optional[str]:
+        return self.get('message')
+
+    @property
+    def detail(self) -> Any:
+        return self.get('detail')
+
+
+def _diagnostics(content: bytes) -> List[Diagnostic]:
+    try:
+        errors = json.loads(content)['errors']
+        return [Diagnostic(e) for e in errors if isinstance(e, dict)]
+    except (ValueError, KeyError, TypeError):
+        text = content.decode('utf-8', 'replace').strip()
+        if len(text) > _MAX_ERROR_BODY:
+            text = text[:_MAX_ERROR_BODY] + '...'
+        return [Diagnostic(code='UNKNOWN', message=text)]
+
+
+class V2DiagnosticException(Exception):
+    """The registry answered with a status the operation did not accept.
+
+    The message is one line: what was asked, the status, and the registry's
+    error codes and messages, so that a tool can print it as it is.
+    """
+
+    def __init__(self, resp, content: bytes, url: Optional[str] = None,
+                 method: Optional[str] = None):
+        self._resp = resp
+        self._diagnostics = _diagnostics(content or b'')
+        status = '%d %s' % (resp.status, getattr(resp, 'reason', '') or '')
+        where = ('%s %s: ' % (method or 'GET', url.split('?', 1)[0])
+                 if url else '')
+        details = '; '.join(
+            ': '.join(str(x) for x in (d.code, d.message) if x)
+            for d in self._diagnostics if d.code or d.message)
+        super().__init__('%s%s%s' % (where, status.strip(),
+                                     (': ' + details) if details else ''))
+
+    @property
+    def diagnostics(self) -> List[Diagnostic]:
+        return self._diagnostics
+
+    @property
+    def response(self):
+        return self._resp
+
+    @property
+    def status(self) -> int:
+        return self._resp.status
+
+
+class BadStateException(Exception):
+    """The registry did something the protocol does not allow."""
+
+
+class TokenRefreshException(BadStateException):
+    """The token server refused to issue a token."""
+
+
+def Scheme(endpoint: str) -> str:
+    """Plain http for local registries only; https everywhere else."""
+    if endpoint.startswith('localhost:'):
+        return 'http'
+    if re.match(r'.*\.local(?:host)?(?::\d{1,5})?$', endpoint):
+        return 'http'
+    return 'https'
+
+
+_TOKEN = r'[!#$%&\'*+\-.^_`|~0-9A-Za-z]+'
+_PARAM = re.compile(r'\s*(%s)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|(%s))\s*(?:,|$)'
+                    % (_TOKEN, r'[^,\s]*'))
+
+
+def ParseChallenge(header: str) -> Tuple[str, Dict[str, str]]:
+    """Parses a WWW-Authenticate challenge into (Scheme, {param: value}).
+
+    Quoted values may contain commas (e.g. `scope="repository:a:pull,push"`).
+    """
+    scheme, _, rest = header.strip().partition(' ')
+    params = {}
+    pos = 0
+    while pos < len(rest):
+        m = _PARAM.match(rest, pos)
+        if not m:
+            break
+        value = m.group(2)
+        if value is None:
+            value = m.group(3)
+        else:
+            value = re.sub(r'\\(.)', r'\1', value)
+        params[m.group(1).lower()] = value
+        pos = m.end()
+    return scheme.capitalize(), params
+
+
+def _with_query(url: str, params: Sequence[Tuple[str, str]]) -> str:
+    joiner = '&' if '?' in url else '?'
+    return url + joiner + urllib.parse.urlencode(params)
+
+
+class Transport:
+    """HTTP access to one repository, authenticated for one action."""
+
+    def __init__(self, name: docker_name.Registry,
+                 creds: docker_creds.Provider, transport, action: str):
+        if action not in ACTIONS:
+            raise ValueError('Invalid action supplied to docker_http.Transport: '
+                             + action)
+        self._name = name
+        self._basic_creds = creds
+        self._transport = streaming.streaming(transport)
+        self._action = action
+        self._lock = threading.Lock()
+        self._creds = docker_creds.Anonymous()
+        self._bearer = False
+        self._scopes = [name.scope(action)]
+        self._Ping()
+        if self._bearer:
+            self._Refresh()
+
+    @property
+    def name(self) -> docker_name.Registry:
+        return self._name
+
+    @property
+    def transport(self) -> streaming.StreamingTransport:
+        """The underlying (streaming) HTTP transport."""
+        return self._transport
+
+    def base_url(self) -> str:
+        return '{scheme}://{registry}'.format(
+            scheme=Scheme(self._name.registry), registry=self._name.registry)
+
+    def add_scope(self, scope: str) -> None:
+        """Asks for SCOPE too on the next token refresh (e.g. mount source)."""
+        if scope not in self._scopes:
+            self._scopes.append(scope)
+
+    def _Ping(self) -> None:
+        url = self.base_url() + '/v2/'
+        headers = {'content-type': 'application/json',
+                   'user-agent': docker_name.USER_AGENT}
+        resp, content = self._transport.request(url, 'GET', headers=headers)
+        if resp.status == 200:
+            logging.debug('%s: no authentication needed', self._name.registry)
+            return
+        if resp.status != 401:
+            raise BadStateException(
+                'GET %s: unexpected status %d (is this a v2 registry?)'
+                % (url, resp.status))
+        challenge = resp.get('www-authenticate')
+        if not challenge:
+            raise BadStateException('GET %s: 401 without a WWW-Authenticate '
+                                    'challenge' % url)
+        scheme, params = ParseChallenge(challenge)
+        if scheme == 'Basic':
+            self._creds = self._basic_creds
+        elif scheme == 'Bearer':
+            if 'realm' not in params:
+                raise BadStateException('GET %s: Bearer challenge without a '
+                                        'realm: %s' % (url, challenge))
+            self._bearer = True
+            self._realm = params['realm']
+            self._service = params.get('service', self._name.registry)
+        else:
+            raise BadStateException('GET %s: unexpected challenge scheme: %s'
+                                    % (url, scheme))
+        del content
+
+    def _Refresh(self) -> None:
+        """Fetches a Bearer token for the current scopes."""
+        params = [('scope', s) for s in self._scopes]
+        params.append(('service', self._service))
+        url = _with_query(self._realm, params)
+        headers = {'user-agent': docker_name.USER_AGENT}
+        auth = self._basic_creds.Get()
+        if auth:
+            headers['authorization'] = auth
+        resp, content = self._transport.request(url, 'GET', headers=headers)
+        if resp.status != 200:
+            details = _diagnostics(content)[0]
+            raise TokenRefreshException(
+                'Bad status during token exchange: %d %s%s' % (
+                    resp.status, getattr(resp, 'reason', '') or '',
+                    (': ' + str(details.message or details.code))
+                    if details.message or details.code else ''))
+        try:
+            wrapper = json.loads(content)
+            token = wrapper.get('token') or wrapper['access_token']
+        except (ValueError, KeyError, AttributeError) as e:
+            raise TokenRefreshException(
+                'The token server answered without a token') from e
+        with self._lock:
+            self._creds = v2_2_creds.Bearer(token)
+
+    def _headers(self, method: str, body: streaming.Body,
+                 content_type: Optional[str],
+                 accepted_mimes: Optional[Sequence[str]],
+                 extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
+        headers = {'user-agent': docker_name.USER_AGENT}
+        with self._lock:
+            auth = self._creds.Get()
+        if auth:
+            headers['authorization'] = auth
+        if body is not None:
+            headers['content-type'] = content_type or 'application/json'
+        elif method in ('POST', 'PUT'):
+            headers['content-length'] = '0'
+        if accepted_mimes is not None:
+            headers['accept'] = ','.join(accepted_mimes)
+        if extra:
+            headers.update(extra)
+        return headers
+
+    def Stream(self, url: str, accepted_codes: Optional[Sequence[int]] = None,
+               method: Optional[str] = None, body: streaming.Body = None,
+               content_type: Optional[str] = None,
+               accepted_mimes: Optional[Sequence[str]] = None,
+               headers: Optional[Mapping[str, str]] = None
+               ) -> Tuple[streaming.Response, streaming.Reader]:
+        """Sends a request; returns the response and an open body reader.
+
+        Raises V2DiagnosticException (after reading the error body) when the
+        status is not in ACCEPTED_CODES. In Bearer mode a 401 refreshes the
+        token once and resends.
+        """
+        if not method:
+            method = 'GET' if body is None else 'PUT'
+        start = body.tell() if hasattr(body, 'seek') else None
+        for attempt in (0, 1):
+            resp, reader = self._transport.stream(
+                url, method, body,
+                self._headers(method, body, content_type, accepted_mimes,
+                              headers))
+            if resp.status == 401 and self._bearer and attempt == 0:
+                reader.close()
+                logging.info('Re-authenticating for %s', self._name)
+                self._Refresh()
+                if start is not None:
+                    body.seek(start)
+                continue
+            break
+        if accepted_codes is not None and resp.status not in accepted_codes:
+            try:
+                content = reader.read()
+            finally:
+                reader.close()
+            raise V2DiagnosticException(resp, content, url, method)
+        return resp, reader
+
+    def Request(self, url: str, accepted_codes: Optional[Sequence[int]] = None,
+                method: Optional[str] = None, body: streaming.Body = None,
+                content_type: Optional[str] = None,
+                accepted_mimes: Optional[Sequence[str]] = None,
+                headers: Optional[Mapping[str, str]] = None
+                ) -> Tuple[streaming.Response, bytes]:
+        """Like Stream, but returns the whole body as bytes."""
+        resp, reader = self.Stream(url, accepted_codes, method, body,
+                                   content_type, accepted_mimes, headers)
+        try:
+            return resp, reader.read()
+        finally:
+            reader.close()
+
+    def PaginatedRequest(self, url: str,
+                         accepted_codes: Optional[Sequence[int]] = None,
+                         method: Optional[str] = None,
+                         body: streaming.Body = None,
+                         content_type: Optional[str] = None
+                         ) -> Iterator[Tuple[streaming.Response, bytes]]:
+        """Yields each page, following `Link: <...>; rel="next"`."""
+        next_page = url
+        while next_page:
+            resp, content = self.Request(next_page, accepted_codes, method,
+                                         body, content_type)
+            yield resp, content
+            link = ParseNextLinkHeader(resp)
+            next_page = urllib.parse.urljoin(next_page, link) if link else None
+
+
+def ParseNextLinkHeader(resp: Mapping[str, str]) -> Optional[str]:
+    """The target of a `Link: <url>; rel="next"` header, if any."""
+    link = resp.get('link')
+    if not link:
+        return None
+    m = re.match(r'.*<(.+)>;\s*rel="next".*', link)
+    return m.group(1) if m else None

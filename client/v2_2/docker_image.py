@@ -1,0 +1,208 @@
+"""The one interface every v2.2 image is read through, whatever its source.
+
+Sources: `FromRegistry` (a registry), `FromTarball` (a docker-save tarball),
+`FromDisk` (the puller's fast layout). Sinks (`save`, `docker_session`) take
+any `DockerImage`. Besides upstream's whole-blob accessors, `blob_stream()`
+lets sinks copy a blob without holding it; sources that can stream override
+it, the rest fall back to `blob()`.
+"""
+import abc
+import gzip
+import io
+import json
+from typing import Any, Dict, List, Optional, Set
+
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+
+DigestMismatchedError = docker_digest.DigestMismatchedError
+
+# The sources live in modules of their own; import them only when asked for,
+# so that a tool loads just the source it uses.
+_SOURCES = {
+    'FromRegistry': 'registry_image',
+    'FromTarball': 'tarball_image',
+    'FromDisk': 'disk_image',
+    'extract': 'flatten',
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _SOURCES.get(name)
+    if module is None:
+        raise AttributeError(name)
+    import importlib  # pylint: disable=import-outside-toplevel
+    return getattr(
+        importlib.import_module('containerregistry.client.v2_2.' + module),
+        name)
+
+
+def is_compressed(data: bytes) -> bool:
+    """True iff DATA starts with the gzip magic number."""
+    return data[0:2] == b'\x1f\x8b'
+
+
+class DockerImage(metaclass=abc.ABCMeta):
+    """Interface for implementations that interact with Docker images."""
+
+    def fs_layers(self) -> List[str]:
+        """The ordered collection of filesystem layers, top (newest) first."""
+        manifest = json.loads(self.manifest())
+        return [x['digest'] for x in reversed(manifest['layers'])]
+
+    def diff_ids(self) -> List[str]:
+        """The uncompressed layer digests, top (newest) first."""
+        cfg = json.loads(self.config_file())
+        return list(reversed(cfg.get('rootfs', {}).get('diff_ids', [])))
+
+    def config_blob(self) -> str:
+        manifest = json.loads(self.manifest())
+        return manifest['config']['digest']
+
+    def blob_set(self) -> Set[str]:
+        """The unique set of blobs that compose this image."""
+        return set(self.fs_layers() + [self.config_blob()])
+
+    def distributable_blob_set(self) -> Set[str]:
+        """The blobs a registry stores: all but foreign layers."""
+        manifest = json.loads(self.manifest())
+        skip = set(
+            layer['digest'] for layer in manifest['layers']
+            if layer.get('mediaType') in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES)
+        return self.blob_set() - skip
+
+    def digest(self) -> str:
+        """The digest of the manifest."""
+        return docker_digest.SHA256(self.manifest().encode('utf8'))
+
+    def media_type(self) -> str:
+        """The media type of the manifest."""
+        manifest = json.loads(self.manifest())
+        return manifest.get('mediaType', docker_http.OCI_MANIFEST_MIME)
+
+    @abc.abstractmethod
+    def manifest(self) -> str:
+        """The JSON manifest referenced by the tag/digest, as text."""
+
+    @abc.abstractmethod
+    def config_file(self) -> str:
+        """The raw blob string of the config file."""
+
+    def blob_size(self, digest: str) -> int:
+        """The byte size of the raw blob."""
+        return len(self.blob(digest))
+
+    @abc.abstractmethod
+    def blob(self, digest: str) -> bytes:
+        """The raw blob of the layer."""
+
+    def blob_stream(self, digest: str):
+        """A reader over the raw blob; close it when done.
+
+        Sources that can stream override this; readers from sources that
+        fetch over the network raise DigestMismatchedError at end of data
+        when the bytes do not hash to DIGEST.
+        """
+        return io.BytesIO(self.blob(digest))
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        """Same as blob() but uncompressed."""
+        return gzip.decompress(self.blob(digest))
+
+    def _diff_id_to_digest(self, diff_id: str) -> str:
+        for this_digest, this_diff_id in zip(self.fs_layers(),
+                                             self.diff_ids()):
+            if this_diff_id == diff_id:
+                return this_digest
+        raise ValueError('Unmatched "diff_id": "%s"' % diff_id)
+
+    def digest_to_diff_id(self, digest: str) -> str:
+        for this_digest, this_diff_id in zip(self.fs_layers(),
+                                             self.diff_ids()):
+            if this_digest == digest:
+                return this_diff_id
+        raise ValueError('Unmatched "digest": "%s"' % digest)
+
+    def layer(self, diff_id: str) -> bytes:
+        """Like `blob()`, but accepts the `diff_id` instead."""
+        return self.blob(self._diff_id_to_digest(diff_id))
+
+    def uncompressed_layer(self, diff_id: str) -> bytes:
+        """Same as layer() but uncompressed."""
+        return self.uncompressed_blob(self._diff_id_to_digest(diff_id))
+
+    @abc.abstractmethod
+    def __enter__(self) -> 'DockerImage':
+        """Open the image for reading."""
+
+    @abc.abstractmethod
+    def __exit__(self, unused_type, unused_value, unused_traceback):
+        """Close the image."""
+
+    def __str__(self) -> str:
+        """A human-readable representation of the image."""
+        return str(type(self))
+
+
+class Delegate(DockerImage):
+    """Forwards calls to the underlying image."""
+
+    def __init__(self, image: DockerImage):
+        self._image = image
+
+    def manifest(self) -> str:
+        return self._image.manifest()
+
+    def media_type(self) -> str:
+        return self._image.media_type()
+
+    def diff_ids(self) -> List[str]:
+        return self._image.diff_ids()
+
+    def fs_layers(self) -> List[str]:
+        return self._image.fs_layers()
+
+    def config_blob(self) -> str:
+        return self._image.config_blob()
+
+    def blob_set(self) -> Set[str]:
+        return self._image.blob_set()
+
+    def config_file(self) -> str:
+        return self._image.config_file()
+
+    def blob_size(self, digest: str) -> int:
+        return self._image.blob_size(digest)
+
+    def blob(self, digest: str) -> bytes:
+        return self._image.blob(digest)
+
+    def blob_stream(self, digest: str):
+        return self._image.blob_stream(digest)
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        return self._image.uncompressed_blob(digest)
+
+    def layer(self, diff_id: str) -> bytes:
+        return self._image.layer(diff_id)
+
+    def uncompressed_layer(self, diff_id: str) -> bytes:
+        return self._image.uncompressed_layer(diff_id)
+
+    def __str__(self) -> str:
+        return str(self._image)
+
+
+def manifest_json(image: DockerImage) -> Dict[str, Any]:
+    """The image's manifest, parsed."""
+    return json.loads(image.manifest())
+
+
+def layer_descriptors(image: DockerImage) -> List[Dict[str, Any]]:
+    """The manifest's layer descriptors, base layer first."""
+    return list(manifest_json(image).get('layers', []))
+
+
+def optional_size(descriptor: Dict[str, Any]) -> Optional[int]:
+    size = descriptor.get('size')
+    return size if isinstance(size, int) and size >= 0 else None

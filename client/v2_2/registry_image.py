@@ -1,0 +1,241 @@
+"""`FromRegistry`: a v2.2 image read from a registry.
+
+Manifests fetched by digest are checked against it, and so are tag
+manifests whose response carries a Docker-Content-Digest. Blobs stream
+through `blob_stream()`, which checks size and sha256 as the data passes and
+resumes a dropped download with a Range request.
+"""
+import json
+import logging
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+from containerregistry.client import docker_creds
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+
+MAX_RESUMES = 3
+
+
+class _ResumingReader:
+    """Reads a blob; when the connection drops, asks for the rest by Range."""
+
+    def __init__(self, image: 'FromRegistry', digest: str):
+        self._image = image
+        self._digest = digest
+        self._offset = 0
+        self._resumes = 0
+        self._reader = self._open(None)
+
+    def _open(self, offset: Optional[int]):
+        headers = {'range': 'bytes=%d-' % offset} if offset else None
+        resp, reader = self._image.transport().Stream(
+            self._image.url('blobs/' + self._digest),
+            accepted_codes=[200, 206], headers=headers)
+        if offset and resp.status == 200:
+            # The server ignored Range: skip what we already have.
+            remaining = offset
+            while remaining:
+                chunk = reader.read(min(remaining, 1 << 20))
+                if not chunk:
+                    break
+                remaining -= len(chunk)
+        return reader
+
+    def _retry(self, err: Exception) -> None:
+        if self._resumes >= MAX_RESUMES:
+            raise err
+        self._resumes += 1
+        logging.warning('Download of %s broke after %d bytes (%s); resuming',
+                        self._digest, self._offset, err)
+        self._reader.close()
+        self._reader = self._open(self._offset)
+
+    def read(self, amt: Optional[int] = None) -> bytes:
+        while True:
+            try:
+                data = self._reader.read(amt)
+            except ConnectionError as e:
+                self._retry(e)
+                continue
+            self._offset += len(data)
+            return data
+
+    def readinto(self, buffer) -> int:
+        while True:
+            try:
+                n = self._reader.readinto(buffer)
+            except ConnectionError as e:
+                self._retry(e)
+                continue
+            self._offset += n
+            return n
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class FromRegistry(docker_image.DockerImage):
+    """An image in a registry, named by tag or digest."""
+
+    def __init__(self, name: docker_name.Registry,
+                 basic_creds: docker_creds.Provider, transport,
+                 accepted_mimes: Sequence[str] = (
+                     docker_http.MANIFEST_SCHEMA2_MIMES)):
+        self._name = name
+        self._creds = basic_creds
+        self._original_transport = transport
+        self._accepted_mimes = list(accepted_mimes)
+        self._response: Dict[str, bytes] = {}
+        self._content_type: Dict[str, str] = {}
+        self._transport: Optional[docker_http.Transport] = None
+
+    @classmethod
+    def FromTransport(cls, name: docker_name.Registry,
+                      transport: docker_http.Transport,
+                      accepted_mimes: Sequence[str],
+                      manifest: Optional[bytes] = None,
+                      media_type: Optional[str] = None) -> 'FromRegistry':
+        """An image sharing an authenticated Transport (no new ping/token).
+
+        MANIFEST, when given, is the manifest already fetched for NAME.
+        """
+        image = cls(name, None, None, accepted_mimes)
+        image._transport = transport
+        if manifest is not None:
+            suffix = 'manifests/' + image._ref()
+            image._response[suffix] = manifest
+            image._content_type[suffix] = media_type or ''
+        return image
+
+    def transport(self) -> docker_http.Transport:
+        if self._transport is None:
+            raise RuntimeError('%s is used outside its "with" block' % self)
+        return self._transport
+
+    def url(self, suffix: str) -> str:
+        return '{base_url}/v2/{repository}/{suffix}'.format(
+            base_url=self.transport().base_url(),
+            repository=self._name.repository, suffix=suffix)
+
+    def _ref(self) -> str:
+        if isinstance(self._name, docker_name.Tag):
+            return self._name.tag
+        return self._name.digest
+
+    def _content(self, suffix: str,
+                 accepted_mimes: Optional[Sequence[str]] = None,
+                 cache: bool = True) -> bytes:
+        if cache and suffix in self._response:
+            return self._response[suffix]
+        resp, content = self.transport().Request(
+            self.url(suffix), accepted_codes=[200],
+            accepted_mimes=accepted_mimes)
+        if cache:
+            self._response[suffix] = content
+            self._content_type[suffix] = resp.get('content-type', '')
+            self._check_header_digest(suffix, resp, content)
+        return content
+
+    def _check_header_digest(self, suffix: str, resp, content: bytes) -> None:
+        if not suffix.startswith('manifests/'):
+            return
+        header = resp.get('docker-content-digest', '')
+        if header.startswith('sha256:'):
+            docker_digest.check(header, docker_digest.SHA256(content),
+                                '%s (Docker-Content-Digest)' % self._name)
+
+    def _manifest_bytes(self, validate: bool = True) -> bytes:
+        content = self._content('manifests/' + self._ref(),
+                                self._accepted_mimes)
+        if validate and isinstance(self._name, docker_name.Digest):
+            docker_digest.check(self._name.digest,
+                                docker_digest.SHA256(content),
+                                'manifest %s' % self._name)
+        return content
+
+    def manifest(self, validate: bool = True) -> str:
+        """The manifest as served; checked when named by digest."""
+        return self._manifest_bytes(validate).decode('utf8')
+
+    def digest(self) -> str:
+        return docker_digest.SHA256(self._manifest_bytes())
+
+    def served_type(self) -> str:
+        """The Content-Type the registry gave with the manifest."""
+        self._manifest_bytes(validate=False)
+        served = self._content_type.get('manifests/' + self._ref(), '')
+        return served.split(';')[0].strip()
+
+    def media_type(self) -> str:
+        manifest = json.loads(self.manifest())
+        return (manifest.get('mediaType') or self.served_type()
+                or docker_http.OCI_MANIFEST_MIME)
+
+    def exists(self) -> bool:
+        """True if the name refers to a v2.2 image of an accepted type."""
+        try:
+            manifest = json.loads(self.manifest(validate=False))
+        except docker_http.V2DiagnosticException as err:
+            if err.status == 404:
+                return False
+            raise
+        return (manifest.get('schemaVersion') == 2 and 'layers' in manifest
+                and self.media_type() in self._accepted_mimes)
+
+    def config_file(self) -> str:
+        return self.blob(self.config_blob()).decode('utf8')
+
+    def blob_size(self, digest: str) -> int:
+        resp, unused_content = self.transport().Request(
+            self.url('blobs/' + digest), method='HEAD', accepted_codes=[200])
+        return int(resp['content-length'])
+
+    def blob(self, digest: str) -> bytes:
+        """The whole blob, checked against DIGEST."""
+        with self.blob_stream(digest) as reader:
+            return reader.read()
+
+    def blob_stream(self, digest: str,
+                    size: Optional[int] = None) -> docker_digest.VerifyingReader:
+        """A reader that checks sha256 (and SIZE, if given) at end of data."""
+        return docker_digest.VerifyingReader(
+            _ResumingReader(self, digest), digest,
+            'blob %s of %s' % (digest, self._name.as_repository()), size)
+
+    def catalog(self, page_size: int = 100) -> Iterator[str]:
+        if not isinstance(self._name, docker_name.Registry) or isinstance(
+                self._name, docker_name.Repository):
+            raise ValueError('Expected docker_name.Registry for "name"')
+        url = '{base_url}/v2/_catalog?n={page_size}'.format(
+            base_url=self.transport().base_url(), page_size=page_size)
+        for _, content in self.transport().PaginatedRequest(
+                url, accepted_codes=[200]):
+            for repo in json.loads(content).get('repositories', []):
+                yield repo
+
+    def _tags(self) -> Dict[str, Any]:
+        return json.loads(self._content('tags/list', cache=False))
+
+    def tags(self) -> List[str]:
+        return self._tags().get('tags', [])
+
+    def manifests(self) -> Dict[str, Any]:
+        return self._tags().get('manifest', {})
+
+    def children(self) -> List[str]:
+        return self._tags().get('child', [])
+
+    def __enter__(self) -> 'FromRegistry':
+        if self._transport is None:
+            self._transport = docker_http.Transport(
+                self._name, self._creds, self._original_transport,
+                docker_http.PULL)
+        return self
+
+    def __exit__(self, unused_type, unused_value, unused_traceback):
+        pass
+
+    def __str__(self) -> str:
+        return '<docker_image.FromRegistry name: {}>'.format(str(self._name))

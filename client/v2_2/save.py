@@ -1,0 +1,337 @@
+"""Writes images to disk: the puller's fast layout and its uncompressed form.
+
+Layout (read by rules_docker): `config.json`, `manifest.json`, `digest`
+(no newline), and per layer, base layer first, `NNN.tar.gz` (or `NNN.tar`)
+with `NNN.sha256` holding the bare hex of its digest (or diff_id).
+
+Every blob streams to a temporary file while its sha256 is checked, and is
+renamed into place only when it matched. `digest` is removed first and
+written last, so a directory holding it is complete; a failed save removes
+what it wrote.
+"""
+import concurrent.futures
+import errno
+import gzip
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+from typing import Callable, Dict, List, Optional, Tuple
+
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_image
+
+_CHUNK = 1 << 20
+_NUMBERED = re.compile(r'^(\d{3,})\.(?:tar\.gz|tar|sha256)$')
+
+LayerPaths = List[Tuple[str, str]]
+
+
+class _Output:
+    """Files of one save: written under temporary names, then renamed.
+
+    Remembers what it put in place so that a failed save can take it back.
+    """
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self._lock = threading.Lock()
+        self._placed: List[str] = []
+        self._temps: List[str] = []
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.directory, name)
+
+    def temp(self, final: str) -> str:
+        """A new temporary name beside FINAL (same filesystem, hidden)."""
+        head, tail = os.path.split(final)
+        name = os.path.join(head, '.%s.%d.%d.tmp' % (tail, os.getpid(),
+                                                     threading.get_ident()))
+        with self._lock:
+            self._temps.append(name)
+        return name
+
+    def place(self, temp: str, final: str) -> None:
+        os.replace(temp, final)
+        with self._lock:
+            self._temps.remove(temp)
+            self._placed.append(final)
+
+    def write(self, name: str, data: bytes) -> str:
+        final = self.path(name)
+        temp = self.temp(final)
+        with _create(temp) as f:
+            f.write(data)
+        self.place(temp, final)
+        return final
+
+    def discard(self) -> None:
+        """Removes temporary files and everything this save placed."""
+        for name in self._temps + self._placed:
+            _remove(name)
+
+    def remove_stale(self, keep: int) -> None:
+        """Removes numbered files from an earlier save beyond KEEP layers."""
+        placed = set(self._placed)
+        for name in os.listdir(self.directory):
+            m = _NUMBERED.match(name)
+            path = self.path(name)
+            if m and (int(m.group(1)) >= keep or path not in placed):
+                _remove(path)
+
+
+def _create(path: str):
+    """Opens a new file for writing, with the umask's permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    return os.fdopen(fd, 'wb')
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _copy_verified(reader, dest: str, digest: str, size: Optional[int],
+                   what: str) -> None:
+    """Streams READER into DEST, checking DIGEST (and SIZE) on the way."""
+    if not isinstance(reader, docker_digest.VerifyingReader):
+        reader = docker_digest.VerifyingReader(reader, digest, what)
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    written = 0
+    with reader, _create(dest) as out:
+        while True:
+            n = reader.readinto(buf)
+            if not n:
+                break
+            written += n
+            if size is not None and written > size:
+                raise docker_digest.DigestMismatchedError(
+                    'size mismatch for %s: more than the %d bytes the '
+                    'manifest gives' % (what, size))
+            out.write(view[:n])
+    if size is not None and written != size:
+        raise docker_digest.DigestMismatchedError(
+            'size mismatch for %s: expected %d bytes, got %d'
+            % (what, size, written))
+
+
+def _file_digest(path: str) -> str:
+    h = hashlib.sha256()
+    buf = bytearray(_CHUNK)
+    view = memoryview(buf)
+    with open(path, 'rb') as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(view[:n])
+    return 'sha256:' + h.hexdigest()
+
+
+def _link_or_copy(source: str, dest: str) -> None:
+    try:
+        os.link(source, dest)
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK,
+                           errno.EACCES, errno.ENOTSUP):
+            raise
+        shutil.copyfile(source, dest)
+
+
+class _Cache:
+    """A content-addressed blob cache shared by concurrent savers.
+
+    Entries are named by the blob's hex digest and published by atomic
+    rename only after their digest was checked, so an entry that exists is
+    complete; a hit is still re-hashed before use, to catch damage at rest.
+    """
+
+    def __init__(self, directory: str):
+        os.makedirs(directory, exist_ok=True)
+        self._directory = directory
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self._directory, digest.split(':', 1)[1])
+
+    def lookup(self, digest: str) -> Optional[str]:
+        path = self.path(digest)
+        if not os.path.isfile(path):
+            return None
+        if _file_digest(path) != digest:
+            logging.warning('Cache entry %s is damaged; fetching it again',
+                            path)
+            _remove(path)
+            return None
+        logging.info('Cache hit for %s', digest)
+        return path
+
+    def fill(self, digest: str, download: Callable[[str], None]) -> str:
+        path = self.path(digest)
+        temp = os.path.join(self._directory, '.%s.%d.%d.tmp' % (
+            os.path.basename(path), os.getpid(), threading.get_ident()))
+        try:
+            download(temp)
+            os.replace(temp, path)
+        finally:
+            _remove(temp)
+        return path
+
+
+def _layer_sizes(image: docker_image.DockerImage) -> Dict[str, int]:
+    try:
+        layers = json.loads(image.manifest()).get('layers', [])
+    except (ValueError, AttributeError):
+        return {}
+    return {d['digest']: d['size'] for d in layers
+            if isinstance(d.get('size'), int) and 'digest' in d}
+
+
+def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
+    """Runs TASKS on THREADS threads; the first failure stops the rest."""
+    pool = concurrent.futures.ThreadPoolExecutor(max(1, threads))
+    try:
+        futures = [pool.submit(task) for task in tasks]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _save(image: docker_image.DockerImage, directory: str, threads: int,
+          write_layer: Callable[[_Output, int, str], Tuple[str, str]]
+          ) -> Tuple[str, LayerPaths]:
+    os.makedirs(directory, exist_ok=True)
+    out = _Output(directory)
+    _remove(out.path('digest'))
+    try:
+        layers = list(reversed(image.fs_layers()))
+        results: Dict[int, Tuple[str, str]] = {}
+
+        def task(index: int, digest: str) -> Callable[[], None]:
+            def run() -> None:
+                results[index] = write_layer(out, index, digest)
+            return run
+
+        config: List[str] = []
+        tasks = [lambda: config.append(image.config_file())]
+        tasks += [task(i, d) for i, d in enumerate(layers)]
+        _run_parallel(threads, tasks)
+
+        config_path = out.write('config.json', config[0].encode('utf8'))
+        out.write('manifest.json', image.manifest().encode('utf8'))
+        out.remove_stale(len(layers))
+        out.write('digest', image.digest().encode('utf8'))
+        return config_path, [results[i] for i in range(len(layers))]
+    except BaseException:
+        out.discard()
+        raise
+
+
+def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
+         cache_directory: Optional[str] = None) -> Tuple[str, LayerPaths]:
+    """Writes IMAGE to DIRECTORY in the fast layout, layers compressed.
+
+    Returns (config path, [(NNN.sha256 path, NNN.tar.gz path), ...]), base
+    layer first. With CACHE_DIRECTORY, layers come from and go to a
+    content-addressed cache; hits are hardlinked (or copied) into place.
+    """
+    cache = _Cache(cache_directory) if cache_directory else None
+    sizes = _layer_sizes(image)
+
+    def download(digest: str, what: str) -> Callable[[str], None]:
+        def run(dest: str) -> None:
+            _copy_verified(image.blob_stream(digest), dest, digest,
+                           sizes.get(digest), what)
+        return run
+
+    def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
+        name = '%03d' % index
+        final = out.path(name + '.tar.gz')
+        temp = out.temp(final)
+        what = 'layer %s (%s)' % (name, digest)
+        if cache:
+            cached = cache.lookup(digest) or cache.fill(
+                digest, download(digest, what))
+            _link_or_copy(cached, temp)
+        else:
+            download(digest, what)(temp)
+        out.place(temp, final)
+        digest_path = out.write(name + '.sha256',
+                                digest.split(':', 1)[1].encode('ascii'))
+        return digest_path, final
+
+    return _save(image, directory, threads, write_layer)
+
+
+def uncompressed(image: docker_image.DockerImage, directory: str,
+                 threads: int = 1) -> Tuple[str, LayerPaths]:
+    """Writes IMAGE to DIRECTORY with uncompressed `NNN.tar` layers.
+
+    Each `NNN.sha256` then holds the layer's diff_id. Both the blob digest
+    and the diff_id are checked as the layer streams through.
+    """
+    diff_ids = list(reversed(image.diff_ids()))
+    fs_layers = list(reversed(image.fs_layers()))
+    by_digest = dict(zip(fs_layers, diff_ids))
+
+    def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
+        name = '%03d' % index
+        final = out.path(name + '.tar')
+        temp = out.temp(final)
+        what = 'layer %s (%s)' % (name, digest)
+        diff_id = by_digest.get(digest)
+        blob = docker_digest.VerifyingReader(image.blob_stream(digest), digest,
+                                             what)
+        with blob:
+            head = blob.read(2)
+            reader = _Prefixed(head, blob)
+            if docker_image.is_compressed(head):
+                reader = gzip.GzipFile(fileobj=reader, mode='rb')
+            if diff_id:
+                _copy_verified(reader, temp, diff_id, None,
+                               'diff_id of ' + what)
+            else:
+                _copy_plain(reader, temp)
+            blob.read()
+        out.place(temp, final)
+        hex_id = (diff_id or '').split(':', 1)[-1]
+        digest_path = out.write(name + '.sha256', hex_id.encode('ascii'))
+        return digest_path, final
+
+    return _save(image, directory, threads, write_layer)
+
+
+def _copy_plain(reader, dest: str) -> None:
+    with _create(dest) as out:
+        shutil.copyfileobj(reader, out, _CHUNK)
+
+
+class _Prefixed:
+    """A reader that yields PREFIX, then the rest of READER."""
+
+    def __init__(self, prefix: bytes, reader):
+        self._prefix = prefix
+        self._reader = reader
+
+    def read(self, amt: Optional[int] = None) -> bytes:
+        if self._prefix:
+            if amt is None or amt < 0:
+                data, self._prefix = self._prefix + self._reader.read(), b''
+                return data
+            data, self._prefix = self._prefix[:amt], self._prefix[amt:]
+            return data
+        return self._reader.read(amt)
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,100 @@
+"""puller.par: pulls an image from a registry into the fast on-disk layout.
+
+A manifest list or OCI index is resolved to the child for the platform
+flags. Layers download in parallel, stream to disk and are checked against
+their digests; `--cache` shares verified layers between pulls.
+"""
+import logging
+
+from containerregistry.tools import cli
+from containerregistry.tools import errors
+from containerregistry.tools import logging_setup
+from containerregistry.tools import platform_args
+
+USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
+                   [--os-version OS_VERSION]
+                   [--os-features [OS_FEATURES [OS_FEATURES ...]]]
+                   [--architecture ARCHITECTURE] [--variant VARIANT]
+                   [--features [FEATURES [FEATURES ...]]]
+                   [--client-config-dir CLIENT_CONFIG_DIR]
+                   [--stderrthreshold STDERRTHRESHOLD]
+                   [--cache CACHE]"""
+
+parser = cli.new_parser(
+    prog='puller.par',
+    description='Pull images from a Docker Registry, faaaaast.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--name', action='store', required=True,
+    help=('The name of the docker image to pull and save. '
+          'Supports fully-qualified tag or digest references.'))
+
+parser.add_argument(
+    '--directory', action='store', required=True,
+    help="Where to save the image's files.")
+
+platform_args.AddArguments(parser)
+
+parser.add_argument(
+    '--client-config-dir', action='store',
+    help=('The path to the directory where the client configuration files '
+          'are located. Overiddes the value from DOCKER_CONFIG'))
+
+logging_setup.DefineCommandLineArgs(parser)
+
+parser.add_argument(
+    '--cache', action='store',
+    help=('A directory of layers kept by digest and shared between pulls: '
+          'layers found there are not downloaded again.'))
+
+_THREADS = 8
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+
+    # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client import docker_creds
+    from containerregistry.client import docker_name
+    from containerregistry.client.v2_2 import docker_image_list
+    from containerregistry.client.v2_2 import save
+    from containerregistry.transport import urllib3_http
+
+    try:
+        if '@' in args.name:
+            name = docker_name.Digest(args.name)
+        else:
+            name = docker_name.Tag(args.name)
+    except docker_name.BadNameException as e:
+        cli.fatal('Error pulling and saving image %s: %s', args.name, e)
+
+    if args.client_config_dir is not None:
+        try:
+            docker_creds.DefaultKeychain.setCustomConfigDir(
+                args.client_config_dir)
+        except Exception as e:  # pylint: disable=broad-except
+            cli.fatal('Error resolving credentials for %s: %s', name, e)
+    try:
+        creds = docker_creds.DefaultKeychain.Resolve(name)
+    except Exception as e:  # pylint: disable=broad-except
+        cli.fatal('Error resolving credentials for %s: %s', name, e)
+
+    transport = urllib3_http.Http(maxsize=_THREADS)
+    platform = platform_args.FromArgs(args)
+    try:
+        logging.info('Pulling %s', name)
+        with docker_image_list.open_image(name, creds, transport,
+                                          platform) as image:
+            save.fast(image, args.directory, threads=_THREADS,
+                      cache_directory=args.cache)
+        logging.info('Pulled %s into %s', name, args.directory)
+    except Exception as e:  # pylint: disable=broad-except
+        logging.debug('Pull failed', exc_info=True)
+        cli.fatal('Error pulling and saving image %s: %s', name,
+                  errors.describe(e))
+
+
+if __name__ == '__main__':
+    cli.run(main)

@@ -1,0 +1,81 @@
+"""The transport interface the registry clients use.
+
+Upstream's clients take an httplib2-shaped object whose `request()` returns
+the whole body as bytes, which forces every blob through memory. The clients
+here also accept an object with a `stream()` call that returns the body as a
+file-like reader; `streaming()` adapts an httplib2-shaped object to that
+interface with buffered reads, so existing callers keep working.
+"""
+import io
+from typing import BinaryIO, Mapping, Optional, Protocol, Tuple, Union
+
+Body = Union[None, bytes, BinaryIO]
+
+
+class Response(dict):
+    """Response headers under lowercase keys, plus the status.
+
+    Shaped like httplib2's response: a mapping with `.status` and `.reason`.
+    """
+
+    def __init__(self, status: int, headers: Mapping[str, str] = (),
+                 reason: str = ''):
+        super().__init__((k.lower(), v) for k, v in dict(headers).items())
+        self.status = int(status)
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return '<Response %d %s>' % (self.status, self.reason)
+
+
+class Reader(Protocol):
+    """What `stream()` returns as the body: read it, then close it."""
+
+    def read(self, amt: Optional[int] = None) -> bytes: ...
+
+    def readinto(self, buffer: bytearray) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class StreamingTransport(Protocol):
+    """A thread-safe transport whose responses can be read incrementally."""
+
+    def request(self, uri: str, method: str = 'GET', body: Body = None,
+                headers: Optional[Mapping[str, str]] = None
+                ) -> Tuple[Response, bytes]: ...
+
+    def stream(self, uri: str, method: str = 'GET', body: Body = None,
+               headers: Optional[Mapping[str, str]] = None
+               ) -> Tuple[Response, Reader]: ...
+
+
+class BufferedStreams:
+    """Gives an httplib2-shaped transport a `stream()` that buffers the body."""
+
+    def __init__(self, transport):
+        self._transport = transport
+
+    def request(self, uri: str, method: str = 'GET', body: Body = None,
+                headers: Optional[Mapping[str, str]] = None
+                ) -> Tuple[Response, bytes]:
+        if body is not None and not isinstance(body, (bytes, bytearray)):
+            body = body.read()
+        resp, content = self._transport.request(
+            uri, method=method, body=body, headers=dict(headers or {}))
+        if not isinstance(resp, Response):
+            resp = Response(resp.status, resp, getattr(resp, 'reason', ''))
+        return resp, content
+
+    def stream(self, uri: str, method: str = 'GET', body: Body = None,
+               headers: Optional[Mapping[str, str]] = None
+               ) -> Tuple[Response, Reader]:
+        resp, content = self.request(uri, method, body, headers)
+        return resp, io.BytesIO(content)
+
+
+def streaming(transport) -> StreamingTransport:
+    """Returns TRANSPORT if it streams, else a buffering adapter around it."""
+    if hasattr(transport, 'stream'):
+        return transport
+    return BufferedStreams(transport)
