@@ -1,0 +1,127 @@
+"""glog-style logging for the command-line tools.
+
+Log lines look like upstream's (and glog's), e.g.
+`I1127 02:40:00.123456   12345 fast_puller.py:99] msg`, so tools that scrape
+or display them keep working. The field named `time_millis` holds
+microseconds, as upstream's did.
+"""
+import argparse
+import logging
+import sys
+from typing import Optional, Union
+
+FORMAT = ('%(shortlevel)s%(asctime)s.%(time_millis)06d %(process_str)s '
+          '%(filename)s:%(lineno)d] %(message)s')
+TIMESTAMP_FORMAT = '%m%d %H:%M:%S'
+
+# glog's numeric severities, accepted by --stderrthreshold besides names.
+GLOG_LEVELS = {
+    '0': logging.INFO,
+    '1': logging.WARNING,
+    '2': logging.ERROR,
+    '3': logging.CRITICAL,
+}
+_NAMED_LEVELS = {
+    'DEBUG': logging.DEBUG,
+    'INFO': logging.INFO,
+    'WARN': logging.WARNING,
+    'WARNING': logging.WARNING,
+    'ERROR': logging.ERROR,
+    'CRITICAL': logging.CRITICAL,
+    'FATAL': logging.CRITICAL,
+}
+
+
+class Formatter(logging.Formatter):
+    """Formats records as `LMMDD HH:MM:SS.uuuuuu PID file:line] msg`."""
+
+    def __init__(self) -> None:
+        super().__init__(fmt=FORMAT, datefmt=TIMESTAMP_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.CRITICAL:
+            record.shortlevel = 'F'
+        else:
+            record.shortlevel = record.levelname[:1]
+        # Rounded like datetime does, but never up into the next second,
+        # which asctime (truncated to the second) would not show.
+        fraction = record.created - int(record.created)
+        record.time_millis = min(round(fraction * 1_000_000), 999_999)
+        if record.process is None:
+            record.process_str = '???????'
+        else:
+            record.process_str = '% 7d' % record.process
+        return super().format(record)
+
+
+def ParseLevel(value: Union[str, int]) -> int:
+    """Turns a --stderrthreshold value into a logging level.
+
+    Accepts Python level names in any case (plus FATAL and WARN) and glog's
+    numeric severities 0-3 (INFO, WARNING, ERROR, FATAL). Raises ValueError
+    with a readable message otherwise.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    level = GLOG_LEVELS.get(text, _NAMED_LEVELS.get(text.upper()))
+    if level is None:
+        raise ValueError(
+            'invalid level %r: use DEBUG, INFO, WARNING, ERROR, CRITICAL '
+            '(or FATAL), or glog severity 0-3' % value)
+    return level
+
+
+def _threshold(value: str) -> int:
+    try:
+        return ParseLevel(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def DefineCommandLineArgs(argparser: argparse.ArgumentParser) -> None:
+    """Adds --stderrthreshold; a bad value is an argparse usage error.
+
+    The parsed value is the numeric logging level.
+    """
+    argparser.add_argument(
+        '--stderrthreshold', action='store', type=_threshold,
+        help='Write log events at or above this level to stderr.')
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever sys.stderr is at emit time (it may be replaced)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+_handler: Optional[logging.Handler] = None
+
+
+def Init(args: Optional[argparse.Namespace] = None) -> None:
+    """Sends log records to stderr in glog format.
+
+    Adds one stderr handler to the root logger (calling Init again adds no
+    second one). If `args.stderrthreshold` is set, the root logger's level
+    becomes it; otherwise the level is left alone, so INFO stays hidden
+    under the default WARNING.
+    """
+    global _handler
+    root = logging.getLogger()
+    if _handler is None:
+        _handler = _StderrHandler()
+        _handler.setFormatter(Formatter())
+    if _handler not in root.handlers:
+        root.addHandler(_handler)
+    threshold = getattr(args, 'stderrthreshold', None) if args else None
+    if threshold is not None and threshold != '':
+        root.setLevel(ParseLevel(threshold))
