@@ -1,0 +1,118 @@
+"""Argument parsing and entry-point helpers shared by the command-line tools.
+
+The tools' `--help` output is a compatibility contract: it must equal the
+text upstream printed with Python <= 3.8 argparse on an 80-column terminal,
+whatever Python 3.10+ and whatever `$COLUMNS` we run under. Newer argparse
+titles the optionals `options:`, renders `nargs='*'` as `[X ...]` and wraps
+at the terminal width, so the parsers built here undo those three changes.
+Usage lines are passed in verbatim because upstream's were hand-edited.
+"""
+import argparse
+import inspect
+import logging
+import os
+import sys
+from typing import Callable, NoReturn, Optional
+
+# The help width upstream's text was produced with: argparse wraps at the
+# terminal's columns minus two.
+COLUMNS = 80
+WIDTH = COLUMNS - 2
+MAX_HELP_POSITION = 24
+OPTIONALS_TITLE = 'optional arguments'
+
+_USAGE_PREFIX = 'usage: '
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter pinned to upstream's layout.
+
+    The width is fixed (not read from the terminal), and `nargs='*'` shows
+    the pre-3.9 form `[X [X ...]]`.
+    """
+
+    def __init__(self, prog: str, indent_increment: int = 2,
+                 max_help_position: int = MAX_HELP_POSITION,
+                 width: Optional[int] = None, **kwargs) -> None:
+        super().__init__(prog, indent_increment=indent_increment,
+                         max_help_position=max_help_position, width=WIDTH,
+                         **kwargs)
+
+    def _format_args(self, action: argparse.Action,
+                     default_metavar: str) -> str:
+        if action.nargs == argparse.ZERO_OR_MORE:
+            metavar = self._metavar_formatter(action, default_metavar)(2)
+            return '[%s [%s ...]]' % metavar
+        return super()._format_args(action, default_metavar)
+
+
+def _parser_options() -> dict:
+    """Keyword arguments that switch off newer argparse's extras.
+
+    Python 3.14 colours help when the terminal (or FORCE_COLOR) allows it;
+    the contract is plain text.
+    """
+    params = inspect.signature(argparse.ArgumentParser).parameters
+    return {'color': False} if 'color' in params else {}
+
+
+def new_parser(prog: str, description: str,
+               usage: str) -> argparse.ArgumentParser:
+    """Builds a parser whose help reproduces upstream's text.
+
+    Args:
+      prog: the program name shown in usage and errors (`puller.par`).
+      description: the paragraph printed after the usage.
+      usage: the usage text after `usage: `, line breaks and continuation
+        indentation included; a leading `usage: ` is tolerated. It is
+        printed as given (argparse's `%(prog)s` substitution applies), so it
+        must list every visible flag, extra flags after `--stderrthreshold`.
+    """
+    if usage.startswith(_USAGE_PREFIX):
+        usage = usage[len(_USAGE_PREFIX):]
+    parser = argparse.ArgumentParser(
+        prog=prog, description=description, usage=usage.rstrip(),
+        formatter_class=HelpFormatter, **_parser_options())
+    parser._optionals.title = OPTIONALS_TITLE
+    return parser
+
+
+def chdir_to_caller() -> None:
+    """Under `bazel run`, resolves relative paths against the caller's cwd.
+
+    `bazel run` starts the tool in its runfiles tree and names the caller's
+    directory in $BUILD_WORKING_DIRECTORY. Relative entries of sys.path are
+    made absolute first, so imports done later (lazily) still find their
+    modules, e.g. when the tool runs as `python relative/path/puller.par`.
+    """
+    target = os.environ.get('BUILD_WORKING_DIRECTORY')
+    if not target:
+        return
+    sys.path[:] = [os.path.abspath(entry) for entry in sys.path]
+    os.chdir(target)
+
+
+def fatal(message: str, *args: object) -> NoReturn:
+    """Logs one CRITICAL line (like upstream's `logging.fatal`) and exits 1.
+
+    `message` and `args` are combined the way logging does (`%` only when
+    args are given). The line names the caller's file and line, as
+    upstream's did.
+    """
+    logging.getLogger().critical(message, *args, stacklevel=2)
+    sys.exit(1)
+
+
+def run(main: Callable[[], object]) -> None:
+    """Runs a tool's `main()` as the process entry point.
+
+    Applies `chdir_to_caller()` first. Ctrl-C ends the tool with status 130
+    and no traceback. Other errors are the tool's to turn into `fatal()`
+    lines; anything left uncaught keeps Python's traceback and status 1.
+    """
+    chdir_to_caller()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.stderr.write('Interrupted.\n')
+        sys.exit(130)
