@@ -7,6 +7,7 @@ can be dropped when a redirect leaves the origin: blob stores behind
 redirects reject registry credentials, and they must not see them.
 """
 import logging
+import ssl
 import time
 import urllib.parse
 from typing import Mapping, Optional, Tuple
@@ -38,8 +39,10 @@ def _reason(err: BaseException) -> str:
         err = err.reason
     text = str(err)
     # urllib3 prefixes messages with the connection object's repr.
-    if text.startswith('<') and '>: ' in text:
-        text = text.split('>: ', 1)[1]
+    for prefix_end in ('>: ', '): '):
+        if text.startswith(('<', 'HTTPConnection(', 'HTTPSConnection(')) \
+                and prefix_end in text:
+            text = text.split(prefix_end, 1)[1]
     return text
 
 
@@ -144,7 +147,8 @@ class Http:
                     retries=False, preload_content=False,
                     decode_content=True)
             except (urllib3_exceptions.HTTPError, OSError) as e:
-                if not idempotent or attempt >= self._max_retries:
+                if (not idempotent or attempt >= self._max_retries
+                        or _is_tls_error(e)):
                     raise TransportError('%s %s: %s'
                                          % (method, _strip_query(uri),
                                             _reason(e))) from e
@@ -157,12 +161,19 @@ class Http:
                 response.drain_conn()
                 response.release_conn()
             attempt += 1
-            logging.warning('Retrying %s %s in %.1fs (attempt %d)', method,
+            logging.info('Retrying %s %s in %.1fs (attempt %d)', method,
                             _strip_query(uri), delay, attempt + 1)
             time.sleep(delay)
 
     def clear(self) -> None:
         self._pool.clear()
+
+
+def _is_tls_error(err: BaseException) -> bool:
+    """TLS failures (bad certificate, not TLS at all) do not heal on retry."""
+    while isinstance(err, urllib3_exceptions.MaxRetryError) and err.reason:
+        err = err.reason
+    return isinstance(err, (urllib3_exceptions.SSLError, ssl.SSLError))
 
 
 def _strip_query(uri: str) -> str:
