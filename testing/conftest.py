@@ -101,3 +101,80 @@ def tool_env(tmp_path):
         env.pop(key, None)
     env['NO_PROXY'] = env['no_proxy'] = 'localhost,127.0.0.1'
     return env
+
+
+class PullerRun:
+    """Runs the puller against test registries and checks what it leaves."""
+
+    def __init__(self, env: dict, tmp_path):
+        self.env = env
+        self.tmp_path = tmp_path
+        self._count = 0
+
+    def new_dir(self) -> str:
+        self._count += 1
+        return str(self.tmp_path / ('image%d' % self._count))
+
+    def __call__(self, name: str, *args: str, directory: str = None, env: dict = None,
+                 timeout: float = 120):
+        """Pulls NAME into DIRECTORY (a fresh one by default)."""
+        from containerregistry.testing import pars
+        directory = directory or self.new_dir()
+        argv = ['--name', name, '--directory', directory] + list(args)
+        proc = pars.run_tool('puller', *argv, env=env or self.env, timeout=timeout)
+        proc.directory = directory
+        return proc
+
+    @staticmethod
+    def layout(directory: str) -> dict:
+        """{file name: bytes} of a puller output directory."""
+        out = {}
+        for entry in sorted(os.listdir(directory)):
+            with open(os.path.join(directory, entry), 'rb') as f:
+                out[entry] = f.read()
+        return out
+
+    def assert_pulled(self, proc, image) -> None:
+        """The directory holds exactly IMAGE's fast layout (a PushedImage)."""
+        assert proc.returncode == 0, proc.stderr
+        assert 'Traceback' not in proc.stderr
+        files = self.layout(proc.directory)
+        expected = {'config.json', 'digest', 'manifest.json'}
+        for i in range(len(image.layers)):
+            expected |= {'%03d.tar.gz' % i, '%03d.sha256' % i}
+        assert set(files) == expected
+        assert files['digest'] == image.digest.encode()
+        assert files['manifest.json'] == image.manifest
+        assert files['config.json'] == image.config
+        for i, layer in enumerate(image.layers):
+            assert files['%03d.sha256' % i] == layer.hex.encode(), i
+            assert files['%03d.tar.gz' % i] == layer.blob, i
+
+    @staticmethod
+    def assert_failed(proc, *needles: str, exit_code: int = 1) -> str:
+        """A clean one-line failure mentioning NEEDLES; returns the line.
+
+        Each needle may be a tuple of alternatives. Nothing that looks like a
+        finished pull (digest, config.json, *.tar.gz) nor any temp file stays.
+        """
+        import re
+        assert proc.returncode == exit_code, (proc.returncode, proc.stderr)
+        assert 'Traceback' not in proc.stderr, proc.stderr
+        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        assert len(lines) == 1, proc.stderr
+        line = lines[0]
+        for needle in needles:
+            alternatives = needle if isinstance(needle, tuple) else (needle,)
+            assert any(a in line for a in alternatives), (alternatives, line)
+        directory = getattr(proc, 'directory', None)
+        if directory and os.path.isdir(directory):
+            left = os.listdir(directory)
+            allowed = re.compile(r'^(manifest\.json|\d{3}\.sha256)$')
+            assert all(allowed.match(n) for n in left), left
+        return line
+
+
+@pytest.fixture
+def pull(tool_env, tmp_path):
+    """`pull(name, *args)` runs the puller; see PullerRun."""
+    return PullerRun(tool_env, tmp_path)

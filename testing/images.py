@@ -495,9 +495,19 @@ def put_manifest(registry, repo: str, ref: str, body: bytes, media_type: str) ->
     return headers.get('Docker-Content-Digest')
 
 
-def skopeo_dir(registry, name: str, directory: str) -> Dict[str, bytes]:
-    """`skopeo copy docker://NAME dir:DIRECTORY`; returns {digest: bytes} of blobs."""
-    skopeo('copy', '--src-tls-verify=false', *cred_args(registry, 'src'),
+def skopeo_dir(registry, name: str, directory: str,
+               platform: Optional[dict] = None) -> Dict[str, bytes]:
+    """`skopeo copy docker://NAME dir:DIRECTORY`; returns {digest: bytes} of blobs.
+
+    For a list skopeo picks the child for PLATFORM (keys os, architecture,
+    variant), linux/amd64 by default.
+    """
+    platform = platform or {'os': 'linux', 'architecture': 'amd64'}
+    overrides = ['--override-os', platform['os'],
+                 '--override-arch', platform['architecture']]
+    if platform.get('variant'):
+        overrides += ['--override-variant', platform['variant']]
+    skopeo(*overrides, 'copy', '--src-tls-verify=false', *cred_args(registry, 'src'),
            'docker://' + name, 'dir:' + directory)
     out = {}
     for entry in os.listdir(directory):

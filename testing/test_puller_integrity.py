@@ -1,0 +1,96 @@
+"""puller behind a tampering proxy: verification, dropped connections, redirects."""
+import pytest
+
+from containerregistry.testing import images
+from containerregistry.testing import proxy as proxy_mod
+from containerregistry.testing import registry as reg
+
+
+@pytest.fixture
+def proxy(registry):
+    p = proxy_mod.start_proxy(registry)
+    yield p
+    p.stop()
+
+
+def _via(proxy, pushed, by_digest=False):
+    ref = '@' + pushed.digest if by_digest else ':' + pushed.tag
+    return '%s/%s%s' % (proxy.host, pushed.repo, ref)
+
+
+def test_through_proxy_untampered(registry, proxy, repo_name, pull):
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(400)])
+    pull.assert_pulled(pull(_via(proxy, pushed)), pushed)
+    assert proxy.count('GET', '/blobs/' + pushed.layers[0].digest) == 1
+
+
+@pytest.mark.parametrize('which', [0, 2])
+def test_corrupted_layer(registry, proxy, repo_name, pull, which):
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(410 + i) for i in range(3)])
+    bad = pushed.layers[which].digest
+    proxy.corrupt_blob(bad)
+    line = pull.assert_failed(pull(_via(proxy, pushed)))
+    assert 'digest mismatch' in line.lower(), line
+    assert bad in line
+
+
+def test_corrupted_config(registry, proxy, repo_name, pull):
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(420)])
+    proxy.corrupt_blob(pushed.config_digest)
+    line = pull.assert_failed(pull(_via(proxy, pushed)))
+    assert 'digest mismatch' in line.lower() and pushed.config_digest in line, line
+
+
+@pytest.mark.parametrize('fmt', ['docker', 'oci'])
+def test_tampered_manifest_by_digest(registry, proxy, repo_name, pull, fmt):
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(430)],
+                               fmt=fmt)
+    other = images.push_image(registry, repo_name + ':other', [images.make_layer(431)],
+                              fmt=fmt)
+    proxy.replace_manifest(pushed.digest, other.manifest)
+    line = pull.assert_failed(pull(_via(proxy, pushed, by_digest=True)))
+    assert 'digest mismatch' in line.lower(), line
+
+
+def test_tampered_index_by_digest(registry, proxy, repo_name, pull):
+    index = images.push_index(registry, repo_name + ':multi', fmt='oci', seed=4,
+                              platforms=[{'os': 'linux', 'architecture': 'amd64'},
+                                         {'os': 'linux', 'architecture': 'arm64'}])
+    other = images.push_index(registry, repo_name + ':other', fmt='oci', seed=5,
+                              platforms=[{'os': 'linux', 'architecture': 'amd64'}])
+    proxy.replace_manifest(index.digest, other.manifest)
+    name = '%s/%s@%s' % (proxy.host, index.repo, index.digest)
+    line = pull.assert_failed(pull(name))
+    assert 'digest mismatch' in line.lower(), line
+
+
+def test_connection_dropped_mid_blob(registry, proxy, repo_name, pull):
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(440, 30_000), images.make_layer(441)])
+    proxy.drop_blob(pushed.layers[0].digest, after=1000)
+    proc = pull(_via(proxy, pushed))
+    pull.assert_failed(proc)
+    assert proxy.count('GET', '/blobs/' + pushed.layers[0].digest) >= 1
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_redirect_drops_authorization(request, kind, repo_name, pull, tmp_path):
+    registry = request.getfixturevalue(kind + '_registry')
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(450), images.make_layer(451)])
+    p = proxy_mod.start_proxy(registry)
+    try:
+        p.redirect_blobs()
+        cfg = reg.docker_config(str(tmp_path / 'cfg'), auths={p.host: registry.creds})
+        proc = pull(_via(p, pushed), '--client-config-dir', cfg)
+        pull.assert_pulled(proc, pushed)
+        blob_paths = [path for _, path, _ in p.origin_requests]
+        for layer in pushed.layers:
+            assert any(layer.digest in path for path in blob_paths)
+        for _, path, headers in p.origin_requests:
+            assert not any(k.lower() == 'authorization' for k in headers), (path, headers)
+        sent = [h for m, path, h in p.requests if '/blobs/' in path]
+        assert sent and all(any(k.lower() == 'authorization' for k in h) for h in sent)
+    finally:
+        p.stop()
