@@ -8,7 +8,6 @@ at the terminal width, so the parsers built here undo those three changes.
 Usage lines are passed in verbatim because upstream's were hand-edited.
 """
 import argparse
-import inspect
 import logging
 import os
 import sys
@@ -49,11 +48,13 @@ class HelpFormatter(argparse.HelpFormatter):
 def _parser_options() -> dict:
     """Keyword arguments that switch off newer argparse's extras.
 
-    Python 3.14 colours help when the terminal (or FORCE_COLOR) allows it;
-    the contract is plain text.
+    Python 3.14 colours help and errors when the terminal (or FORCE_COLOR)
+    allows it, and 3.15 adds "maybe you meant" to errors; the contract is
+    upstream's plain text.
     """
-    params = inspect.signature(argparse.ArgumentParser).parameters
-    return {'color': False} if 'color' in params else {}
+    if sys.version_info >= (3, 14):
+        return {'color': False, 'suggest_on_error': False}
+    return {}
 
 
 def new_parser(prog: str, description: str,
