@@ -109,6 +109,7 @@ class V2DiagnosticException(Exception):
         details = '; '.join(
             ': '.join(str(x) for x in (d.code, d.message) if x)
             for d in self._diagnostics if d.code or d.message)
+        details = ' '.join(details.split())
         super().__init__('%s%s%s' % (where, status.strip(),
                                      (': ' + details) if details else ''))
 
@@ -244,15 +245,38 @@ class Transport:
         del content
 
     def _Refresh(self) -> None:
-        """Fetches a Bearer token for the current scopes."""
-        params = [('scope', s) for s in self._scopes]
-        params.append(('service', self._service))
-        url = _with_query(self._realm, params)
+        """Fetches a Bearer token for the current scopes.
+
+        An identity token (OAuth2 refresh token, as `az acr login` writes)
+        is exchanged with a POST; other credentials go as Basic to a GET.
+        """
         headers = {'user-agent': docker_name.USER_AGENT}
-        auth = self._basic_creds.Get()
-        if auth:
-            headers['authorization'] = auth
-        resp, content = self._transport.request(url, 'GET', headers=headers)
+        identity_token = getattr(self._basic_creds, 'identity_token', None)
+        auth = '' if identity_token else self._basic_creds.Get()
+        if ((identity_token or auth)
+                and urllib.parse.urlsplit(self._realm).scheme != 'https'
+                and Scheme(self._name.registry) == 'https'):
+            raise BadStateException(
+                'Refusing to send credentials for %s to the plain-http token '
+                'realm %s' % (self._name.registry, self._realm))
+        if identity_token:
+            body = urllib.parse.urlencode([
+                ('grant_type', 'refresh_token'),
+                ('refresh_token', identity_token),
+                ('service', self._service),
+                ('scope', ' '.join(self._scopes)),
+                ('client_id', 'containerregistry'),
+            ]).encode('ascii')
+            headers['content-type'] = 'application/x-www-form-urlencoded'
+            resp, content = self._transport.request(
+                self._realm, 'POST', body=body, headers=headers)
+        else:
+            params = [('scope', s) for s in self._scopes]
+            params.append(('service', self._service))
+            if auth:
+                headers['authorization'] = auth
+            resp, content = self._transport.request(
+                _with_query(self._realm, params), 'GET', headers=headers)
         if resp.status != 200:
             details = _diagnostics(content)[0]
             raise TokenRefreshException(

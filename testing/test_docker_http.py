@@ -1,0 +1,117 @@
+"""Pure-logic parts of the registry protocol: challenges, schemes, errors."""
+import io
+
+import pytest
+
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.transport import streaming
+
+
+@pytest.mark.parametrize('header, scheme, params', [
+    ('Basic realm="Registry Realm"', 'Basic', {'realm': 'Registry Realm'}),
+    ('Bearer realm="https://auth.example/token",service="registry.example",'
+     'scope="repository:a/b:pull,push"', 'Bearer',
+     {'realm': 'https://auth.example/token', 'service': 'registry.example',
+      'scope': 'repository:a/b:pull,push'}),
+    ('bearer realm="https://a/t", service=reg', 'Bearer',
+     {'realm': 'https://a/t', 'service': 'reg'}),
+    ('Bearer realm="https://a/t?x=1",error="insufficient_scope"', 'Bearer',
+     {'realm': 'https://a/t?x=1', 'error': 'insufficient_scope'}),
+    ('Bearer realm="quoted \\"inner\\""', 'Bearer',
+     {'realm': 'quoted "inner"'}),
+])
+def test_parse_challenge(header, scheme, params):
+    assert docker_http.ParseChallenge(header) == (scheme, params)
+
+
+@pytest.mark.parametrize('host, scheme', [
+    ('localhost:5000', 'http'),
+    ('registry.local', 'http'),
+    ('registry.localhost:8080', 'http'),
+    ('localhost', 'https'),
+    ('127.0.0.1:5000', 'https'),
+    ('gcr.io', 'https'),
+    ('local.example.com', 'https'),
+])
+def test_scheme(host, scheme):
+    assert docker_http.Scheme(host) == scheme
+
+
+def test_diagnostic_exception_is_one_line_with_codes():
+    resp = streaming.Response(404, {'content-type': 'application/json'},
+                              'Not Found')
+    body = (b'{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest '
+            b'unknown","detail":{"Tag":"x"}}]}')
+    err = docker_http.V2DiagnosticException(
+        resp, body, 'http://localhost:5000/v2/a/manifests/x?secret=1')
+    assert str(err) == ('GET http://localhost:5000/v2/a/manifests/x: '
+                        '404 Not Found: MANIFEST_UNKNOWN: manifest unknown')
+    assert err.status == 404
+    assert err.diagnostics[0].code == 'MANIFEST_UNKNOWN'
+    assert err.diagnostics[0].detail == {'Tag': 'x'}
+
+
+def test_diagnostic_exception_with_unparseable_body():
+    resp = streaming.Response(502, {}, 'Bad Gateway')
+    err = docker_http.V2DiagnosticException(resp, b'<html>\nproxy\n</html>')
+    assert err.diagnostics[0].code == 'UNKNOWN'
+    assert str(err) == '502 Bad Gateway: UNKNOWN: <html> proxy </html>'
+
+
+def test_next_link_header():
+    resp = streaming.Response(200, {
+        'link': '</v2/_catalog?last=b&n=2>; rel="next"'})
+    assert docker_http.ParseNextLinkHeader(resp) == '/v2/_catalog?last=b&n=2'
+    assert docker_http.ParseNextLinkHeader(streaming.Response(200, {})) is None
+
+
+def test_verifying_reader_accepts_matching_data():
+    data = b'x' * 3000
+    reader = docker_digest.VerifyingReader(
+        io.BytesIO(data), docker_digest.SHA256(data), size=3000)
+    buf = bytearray(1024)
+    got = b''
+    while True:
+        n = reader.readinto(buf)
+        if not n:
+            break
+        got += bytes(buf[:n])
+    assert got == data
+
+
+def test_verifying_reader_rejects_tampered_data():
+    data = b'hello world'
+    reader = docker_digest.VerifyingReader(
+        io.BytesIO(b'hello w0rld'), docker_digest.SHA256(data), 'blob b')
+    with pytest.raises(docker_digest.DigestMismatchedError,
+                       match='digest mismatch for blob b: expected '
+                       + docker_digest.SHA256(data)):
+        while reader.read(4):
+            pass
+
+
+def test_verifying_reader_rejects_short_data():
+    data = b'hello world'
+    reader = docker_digest.VerifyingReader(
+        io.BytesIO(data[:5]), docker_digest.SHA256(data), size=len(data))
+    with pytest.raises(docker_digest.DigestMismatchedError,
+                       match='expected 11 bytes, got 5'):
+        reader.read()
+
+
+def test_buffered_streams_adapts_httplib2_shaped_transports():
+    calls = []
+
+    class Httplib2Like:
+        def request(self, uri, method='GET', body=None, headers=None):
+            calls.append((uri, method, body, headers))
+            resp = {'content-type': 'text/plain'}
+            return type('R', (dict,), {'status': 200})(resp), b'payload'
+
+    transport = streaming.streaming(Httplib2Like())
+    resp, reader = transport.stream('http://h/x', 'PUT', io.BytesIO(b'up'),
+                                    {'A': 'b'})
+    assert resp.status == 200 and resp['content-type'] == 'text/plain'
+    assert reader.read() == b'payload'
+    assert calls == [('http://h/x', 'PUT', b'up', {'A': 'b'})]
