@@ -37,6 +37,8 @@ def _reason(err: BaseException) -> str:
     """The innermost useful message of a urllib3 exception chain."""
     while isinstance(err, urllib3_exceptions.MaxRetryError) and err.reason:
         err = err.reason
+    if isinstance(err, urllib3_exceptions.ProtocolError) and err.args:
+        return str(err.args[0])
     text = str(err)
     # urllib3 prefixes messages with the connection object's repr.
     for prefix_end in ('>: ', '): '):

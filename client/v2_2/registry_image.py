@@ -47,7 +47,7 @@ class _ResumingReader:
         if self._resumes >= MAX_RESUMES:
             raise err
         self._resumes += 1
-        logging.warning('Download of %s broke after %d bytes (%s); resuming',
+        logging.info('Download of %s broke after %d bytes (%s); resuming',
                         self._digest, self._offset, err)
         self._reader.close()
         self._reader = self._open(self._offset)
