@@ -1,0 +1,638 @@
+"""`FromTarball`: a docker-save tarball read as a v2.2 image.
+
+The tar is indexed once (where each member's data starts, and its size);
+a compressed outer tar is first inflated, once, into a temporary file.
+Readers open their own handle on the plain tar, so threads never share a
+file position. A layer stored uncompressed is gzipped once, streaming, into
+a temporary file while its digest is taken, with upstream's fixed gzip
+settings (see `gzip_stream`) so digests match upstream's; gzipped members
+pass through unchanged. Temporary files go when the image is exited; the
+image stays usable afterwards and recreates them when needed.
+"""
+import bz2
+import concurrent.futures
+import dataclasses
+import gzip
+import hashlib
+import io
+import json
+import lzma
+import os
+import posixpath
+import shutil
+import struct
+import tarfile
+import tempfile
+import threading
+import zlib
+from typing import Any, BinaryIO, Dict, List, Optional, Tuple, Union
+
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+
+# Upstream froze gzip's clock at this instant; its layer digests depend on it.
+GZIP_MTIME = 1225856967
+_CHUNK = 1 << 20
+_MAX_LINKS = 32
+# Metadata members (manifest.json, config, repositories) are read whole.
+_MAX_METADATA = 64 << 20
+
+
+class TarballError(ValueError):
+    """A tarball that cannot be read as a docker-save image."""
+
+
+def gzip_header(compresslevel: int = 9) -> bytes:
+    """The 10-byte gzip header upstream's layers carry.
+
+    No file name, mtime `GZIP_MTIME`, OS byte 255, and the XFL byte Python's
+    gzip writes for the level (2 for 9, 4 for 1, else 0).
+    """
+    xfl = 2 if compresslevel == 9 else 4 if compresslevel == 1 else 0
+    return (b'\x1f\x8b\x08\x00' + struct.pack('<I', GZIP_MTIME)
+            + bytes([xfl, 255]))
+
+
+def gzip_stream(reader: BinaryIO, out: BinaryIO,
+                compresslevel: int = 9) -> Tuple[str, int]:
+    """Gzips READER into OUT exactly as upstream did; returns (digest, size).
+
+    Raw deflate at COMPRESSLEVEL (wbits -15, memLevel 8, default strategy)
+    after `gzip_header`, then CRC32 and ISIZE. The output does not depend
+    on how the input is chunked.
+    """
+    digest = hashlib.sha256()
+    size = 0
+
+    def emit(data: bytes) -> None:
+        nonlocal size
+        if data:
+            out.write(data)
+            digest.update(data)
+            size += len(data)
+
+    deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS,
+                               zlib.DEF_MEM_LEVEL, 0)
+    crc = 0
+    length = 0
+    emit(gzip_header(compresslevel))
+    while True:
+        chunk = reader.read(_CHUNK)
+        if not chunk:
+            break
+        crc = zlib.crc32(chunk, crc)
+        length += len(chunk)
+        emit(deflate.compress(chunk))
+    emit(deflate.flush())
+    emit(struct.pack('<II', crc & 0xffffffff, length & 0xffffffff))
+    return 'sha256:' + digest.hexdigest(), size
+
+
+class _RangeReader(io.RawIOBase):
+    """Reads SIZE bytes at OFFSET of a file, through a handle of its own."""
+
+    def __init__(self, path: str, offset: int, size: int):
+        super().__init__()
+        self._file = open(path, 'rb')  # pylint: disable=consider-using-with
+        self._file.seek(offset)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[:min(len(buffer), self._left)]
+        n = self._file.readinto(view)
+        if not n:
+            raise TarballError('unexpected end of tar data')
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class _Prefixed(io.RawIOBase):
+    """Yields PREFIX, then the rest of READER (to peek at magic bytes)."""
+
+    def __init__(self, prefix: bytes, reader):
+        super().__init__()
+        self._prefix = prefix
+        self._reader = reader
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._prefix:
+            n = min(len(buffer), len(self._prefix))
+            buffer[:n] = self._prefix[:n]
+            self._prefix = self._prefix[n:]
+            return n
+        data = self._reader.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._reader.close()
+        super().close()
+
+
+def gunzip_if_compressed(reader) -> Tuple[Any, bool]:
+    """READER, inflated on the fly if it starts with the gzip magic.
+
+    Returns (reader, was_gzipped); closing the result closes READER.
+    """
+    head = b''
+    while len(head) < 2:
+        more = reader.read(2 - len(head))
+        if not more:
+            break
+        head += more
+    stream = io.BufferedReader(_Prefixed(head, reader), _CHUNK)
+    if docker_image.is_compressed(head):
+        return _ClosingGzip(stream), True
+    return stream, False
+
+
+class _ClosingGzip(gzip.GzipFile):
+    """A GzipFile that also closes the reader it inflates."""
+
+    def __init__(self, raw):
+        super().__init__(fileobj=raw, mode='rb')
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Entry:
+    name: str
+    kind: str  # 'file', 'symlink', 'hardlink' or 'other'
+    offset: int = 0
+    size: int = 0
+    target: str = ''
+
+
+def _normalize(name: str) -> Optional[str]:
+    """NAME relative to the archive root, or None if it escapes it."""
+    if not name or name.startswith('/'):
+        return None
+    norm = posixpath.normpath(name)
+    if norm == '..' or norm.startswith('../'):
+        return None
+    return norm
+
+
+_OUTER_CODECS = (
+    (b'\x1f\x8b', gzip.open, 'gzip'),
+    (b'BZh', bz2.open, 'bzip2'),
+    (b'\xfd7zXZ\x00', lzma.open, 'xz'),
+)
+
+
+class _Archive:
+    """The index of a plain tar file: normalized member name -> entry."""
+
+    def __init__(self, tarball: str, workdir: '_Workdir'):
+        self.tarball = tarball
+        self.path = tarball
+        self.temporary = False
+        try:
+            with open(tarball, 'rb') as f:
+                magic = f.read(6)
+        except OSError as e:
+            raise TarballError('cannot read tarball %s: %s'
+                               % (tarball, e.strerror or e)) from e
+        for prefix, opener, label in _OUTER_CODECS:
+            if magic.startswith(prefix):
+                self.path = workdir.new_file('outer.tar')
+                self.temporary = True
+                try:
+                    with opener(tarball, 'rb') as src, \
+                            open(self.path, 'wb') as dst:
+                        shutil.copyfileobj(src, dst, _CHUNK)
+                except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+                    raise TarballError('%s is not a tar archive (bad %s '
+                                       'data: %s)' % (tarball, label, e)) from e
+                break
+        self.entries: Dict[str, _Entry] = {}
+        self._exact: Dict[str, bool] = {}
+        try:
+            with tarfile.open(self.path, 'r:') as tar:
+                for info in tar:
+                    self._add(info)
+        except tarfile.ReadError as e:
+            raise TarballError('%s is not a tar archive (%s)'
+                               % (tarball, e)) from e
+
+    def _add(self, info: tarfile.TarInfo) -> None:
+        norm = _normalize(info.name)
+        if norm is None:
+            raise TarballError('%s: member %r escapes the archive'
+                               % (self.tarball, info.name))
+        if info.isreg() and not info.issparse():
+            entry = _Entry(norm, 'file', info.offset_data, info.size)
+        elif info.issym():
+            entry = _Entry(norm, 'symlink', target=info.linkname)
+        elif info.islnk():
+            entry = _Entry(norm, 'hardlink', target=info.linkname)
+        else:
+            entry = _Entry(norm, 'other')
+        # Like upstream, a name as written wins over its './' spelling;
+        # among equal spellings the last member wins, as in tarfile.
+        exact = info.name == norm
+        if norm in self.entries and self._exact[norm] and not exact:
+            return
+        self.entries[norm] = entry
+        self._exact[norm] = exact
+
+    def lookup(self, name: str) -> _Entry:
+        """The regular-file entry NAME refers to, following links."""
+        norm = _normalize(name)
+        if norm is None:
+            raise TarballError('%s: %r points outside the archive'
+                               % (self.tarball, name))
+        for _ in range(_MAX_LINKS):
+            entry = self.entries.get(norm)
+            if entry is None:
+                raise TarballError('%s has no member %r'
+                                   % (self.tarball, name))
+            if entry.kind == 'file':
+                return entry
+            if entry.kind == 'symlink':
+                target = posixpath.join(posixpath.dirname(norm), entry.target)
+            elif entry.kind == 'hardlink':
+                target = entry.target
+            else:
+                raise TarballError('%s: member %r is not a regular file'
+                                   % (self.tarball, name))
+            norm = _normalize(target)
+            if norm is None or entry.target.startswith('/'):
+                raise TarballError('%s: link %r points outside the archive'
+                                   % (self.tarball, name))
+        raise TarballError('%s: too many links resolving %r'
+                           % (self.tarball, name))
+
+    def open(self, entry: _Entry) -> io.BufferedReader:
+        return io.BufferedReader(
+            _RangeReader(self.path, entry.offset, entry.size), _CHUNK)
+
+    def read_small(self, name: str) -> bytes:
+        entry = self.lookup(name)
+        if entry.size > _MAX_METADATA:
+            raise TarballError('%s: member %r is too large (%d bytes)'
+                               % (self.tarball, name, entry.size))
+        with self.open(entry) as f:
+            return f.read()
+
+
+class _Workdir:
+    """A temporary directory, created on first use and removable at will."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._dir: Optional[tempfile.TemporaryDirectory] = None
+        self._count = 0
+
+    def new_file(self, label: str) -> str:
+        with self._lock:
+            if self._dir is None:
+                self._dir = tempfile.TemporaryDirectory(prefix='cr-tarball-')
+            self._count += 1
+            return os.path.join(self._dir.name, '%d-%s' % (self._count, label))
+
+    def cleanup(self) -> None:
+        with self._lock:
+            if self._dir is not None:
+                self._dir.cleanup()
+                self._dir = None
+
+
+@dataclasses.dataclass
+class _Blob:
+    digest: str
+    size: int
+    path: Optional[str]  # the gzip we wrote; None when the member is gzip
+
+
+class FromTarball(docker_image.DockerImage):
+    """A docker-save tarball (outer tar optionally gzip/bzip2/xz)."""
+
+    def __init__(self, tarball: str,
+                 name: Optional[Union[docker_name.Tag, str]] = None,
+                 compresslevel: int = 9):
+        self._tarball = tarball
+        self._name = name
+        self._compresslevel = compresslevel
+        # _lock guards fields and is held briefly; _populate_lock serializes
+        # the manifest synthesis, which waits on compressing threads.
+        self._lock = threading.RLock()
+        self._populate_lock = threading.Lock()
+        self._workdir = _Workdir()
+        self._archive_index: Optional[_Archive] = None
+        self._entry: Optional[Dict[str, Any]] = None
+        self._config: Optional[str] = None
+        self._manifest: Optional[Dict[str, Any]] = None
+        self._blob_names: Dict[str, str] = {}
+        self._sizes: Dict[str, int] = {}
+        self._compressed: Dict[str, _Blob] = {}
+        self._member_locks: Dict[str, threading.Lock] = {}
+
+    # The archive and the chosen manifest.json entry.
+
+    def _archive(self) -> _Archive:
+        with self._lock:
+            if self._archive_index is None:
+                self._archive_index = _Archive(self._tarball, self._workdir)
+            return self._archive_index
+
+    def _json_member(self, name: str) -> Any:
+        data = self._archive().read_small(name)
+        try:
+            return json.loads(data.decode('utf8'))
+        except ValueError as e:
+            raise TarballError('%s: %s is not valid JSON (%s)'
+                               % (self._tarball, name, e)) from e
+
+    def _resolve_tag(self, entries: List[Dict[str, Any]]) -> str:
+        """The single repo:tag of the legacy `repositories` file."""
+        tags = sorted(t for e in entries for t in (e.get('RepoTags') or []))
+        hint = ' (tags: %s)' % ', '.join(tags) if tags else ''
+        try:
+            repositories = self._json_member('repositories')
+        except TarballError as e:
+            raise TarballError(
+                '%s holds %d images; give a name to choose one%s'
+                % (self._tarball, len(entries), hint)) from e
+        if not isinstance(repositories, dict) or len(repositories) != 1:
+            raise TarballError(
+                '%s holds %d images and its repositories file does not name '
+                'a single one; give a name to choose one%s'
+                % (self._tarball, len(entries), hint))
+        (repo, repo_tags), = repositories.items()
+        if not isinstance(repo_tags, dict) or len(repo_tags) != 1:
+            raise TarballError(
+                '%s holds %d images and its repositories file does not name '
+                'a single tag; give a name to choose one%s'
+                % (self._tarball, len(entries), hint))
+        (tag, _), = repo_tags.items()
+        return '%s:%s' % (repo, tag)
+
+    def _load(self) -> Dict[str, Any]:
+        with self._lock:
+            if self._entry is not None:
+                return self._entry
+            archive = self._archive()
+            if 'manifest.json' not in archive.entries:
+                raise TarballError('%s has no manifest.json (not a docker-save '
+                                   'tarball of a v2.2 image)' % self._tarball)
+            entries = self._json_member('manifest.json')
+            if not isinstance(entries, list) or not all(
+                    isinstance(e, dict) for e in entries):
+                raise TarballError('%s: manifest.json is not a list of images'
+                                   % self._tarball)
+            name = self._name
+            if len(entries) != 1 and not name:
+                name = self._resolve_tag(entries)
+            chosen = None
+            for entry in entries:
+                if not name or str(name) in (entry.get('RepoTags') or []):
+                    chosen = entry
+            if chosen is None or not chosen.get('Config'):
+                tags = sorted(t for e in entries
+                              for t in (e.get('RepoTags') or []))
+                raise TarballError('Unable to find %s in provided tarball %s%s'
+                                   % (name, self._tarball,
+                                      ' (tags: %s)' % ', '.join(tags)
+                                      if tags else ''))
+            layers = chosen.get('Layers') or []
+            sources = chosen.get('LayerSources') or {}
+            if (not isinstance(chosen['Config'], str)
+                    or not isinstance(layers, list)
+                    or not all(isinstance(l, str) for l in layers)
+                    or not isinstance(sources, dict)):
+                raise TarballError('%s: malformed manifest.json entry'
+                                   % self._tarball)
+            for ref in [chosen['Config']] + layers:
+                if _normalize(ref) is None:
+                    raise TarballError('%s: manifest.json refers to %r, '
+                                       'outside the archive'
+                                       % (self._tarball, ref))
+            self._entry = {'Config': chosen['Config'], 'Layers': layers,
+                           'LayerSources': sources}
+            return self._entry
+
+    # Layer blobs.
+
+    def _member_lock(self, member: str) -> threading.Lock:
+        with self._lock:
+            return self._member_locks.setdefault(member, threading.Lock())
+
+    def _compress(self, member: str) -> _Blob:
+        """The blob of MEMBER: the member itself if gzipped, else our gzip."""
+        with self._member_lock(member):
+            known = self._compressed.get(member)
+            if known and (known.path is None or os.path.exists(known.path)):
+                return known
+            archive = self._archive()
+            entry = archive.lookup(member)
+            with archive.open(entry) as f:
+                head = f.read(2)
+            if docker_image.is_compressed(head):
+                digest = hashlib.sha256()
+                with archive.open(entry) as f:
+                    while True:
+                        chunk = f.read(_CHUNK)
+                        if not chunk:
+                            break
+                        digest.update(chunk)
+                blob = _Blob('sha256:' + digest.hexdigest(), entry.size, None)
+            else:
+                path = self._workdir.new_file('layer.tar.gz')
+                with archive.open(entry) as src, open(path, 'wb') as dst:
+                    found = gzip_stream(src, dst, self._compresslevel)
+                blob = _Blob(found[0], found[1], path)
+            if known and known.digest != blob.digest:
+                raise TarballError('%s: member %r changed while in use'
+                                   % (self._tarball, member))
+            self._compressed[member] = blob
+            return blob
+
+    def _populate(self) -> Dict[str, Any]:
+        with self._populate_lock:
+            if self._manifest is not None:
+                return self._manifest
+            entry = self._load()
+            config_text = self.config_file()
+            config_bytes = config_text.encode('utf8')
+            try:
+                diff_ids = json.loads(config_text)['rootfs']['diff_ids']
+            except (ValueError, KeyError, TypeError) as e:
+                raise TarballError('%s: the config has no rootfs.diff_ids'
+                                   % self._tarball) from e
+            layers = entry['Layers']
+            sources = entry['LayerSources']
+            if len(layers) != len(diff_ids):
+                raise TarballError(
+                    '%s: manifest.json lists %d layers but the config has %d '
+                    'diff_ids' % (self._tarball, len(layers), len(diff_ids)))
+            todo = sorted(set(m for m, d in zip(layers, diff_ids)
+                              if d not in sources))
+            self._compress_all(todo)
+
+            descriptors = []
+            blob_names: Dict[str, str] = {}
+            sizes: Dict[str, int] = {}
+            for member, diff_id in zip(layers, diff_ids):
+                source = sources.get(diff_id)
+                if source is not None:
+                    descriptor = {'digest': source['digest'],
+                                  'mediaType': source['mediaType'],
+                                  'size': source['size']}
+                    if source.get('urls'):
+                        descriptor['urls'] = source['urls']
+                else:
+                    blob = self._compressed[member]
+                    descriptor = {'digest': blob.digest,
+                                  'mediaType': docker_http.LAYER_MIME,
+                                  'size': blob.size}
+                blob_names[descriptor['digest']] = member
+                sizes[descriptor['digest']] = descriptor['size']
+                descriptors.append(descriptor)
+            manifest = {
+                'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+                'schemaVersion': 2,
+                'config': {
+                    'digest': docker_digest.SHA256(config_bytes),
+                    'mediaType': docker_http.CONFIG_JSON_MIME,
+                    'size': len(config_bytes),
+                },
+                'layers': descriptors,
+            }
+            with self._lock:
+                self._blob_names = blob_names
+                self._sizes = sizes
+                self._manifest = manifest
+            return manifest
+
+    def _compress_all(self, members: List[str]) -> None:
+        """Compresses MEMBERS, several at once (zlib releases the GIL)."""
+        if len(members) <= 1:
+            for member in members:
+                self._compress(member)
+            return
+        workers = min(len(members), os.cpu_count() or 1, 8)
+        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+            for future in [pool.submit(self._compress, m) for m in members]:
+                future.result()
+
+    def _member_for(self, digest: str) -> str:
+        self._populate()
+        member = self._blob_names.get(digest)
+        if member is None:
+            raise TarballError('%s: the image has no blob %s'
+                               % (self._tarball, digest))
+        return member
+
+    # DockerImage.
+
+    def manifest(self) -> str:
+        return json.dumps(self._populate(), sort_keys=True)
+
+    def media_type(self) -> str:
+        return docker_http.MANIFEST_SCHEMA2_MIME
+
+    def config_file(self) -> str:
+        with self._lock:
+            if self._config is None:
+                data = self._archive().read_small(self._load()['Config'])
+                try:
+                    self._config = data.decode('utf8')
+                except UnicodeDecodeError as e:
+                    raise TarballError('%s: the config is not UTF-8'
+                                       % self._tarball) from e
+            return self._config
+
+    def config_blob(self) -> str:
+        return docker_digest.SHA256(self.config_file().encode('utf8'))
+
+    def blob_size(self, digest: str) -> int:
+        if digest == self.config_blob():
+            return len(self.config_file().encode('utf8'))
+        self._member_for(digest)
+        return self._sizes[digest]
+
+    def blob(self, digest: str) -> bytes:
+        with self.blob_stream(digest) as f:
+            return f.read()
+
+    def blob_stream(self, digest: str):
+        if digest == self.config_blob():
+            return io.BytesIO(self.config_file().encode('utf8'))
+        blob = self._compress(self._member_for(digest))
+        if blob.path is not None:
+            return open(blob.path, 'rb')  # pylint: disable=consider-using-with
+        archive = self._archive()
+        return archive.open(archive.lookup(self._member_for(digest)))
+
+    def _member_stream(self, member: str):
+        archive = self._archive()
+        return gunzip_if_compressed(archive.open(archive.lookup(member)))[0]
+
+    def uncompressed_blob_stream(self, digest: str):
+        """A reader over the layer tar of DIGEST; close it when done."""
+        return self._member_stream(self._member_for(digest))
+
+    def uncompressed_blob_size(self, digest: str) -> Optional[int]:
+        """The layer tar's size if known without inflating, else None."""
+        member = self._member_for(digest)
+        archive = self._archive()
+        entry = archive.lookup(member)
+        with archive.open(entry) as f:
+            if docker_image.is_compressed(f.read(2)):
+                return None
+        return entry.size
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        with self.uncompressed_blob_stream(digest) as f:
+            return f.read()
+
+    def _layer_member(self, diff_id: str) -> str:
+        layers = self._load()['Layers']
+        for member, this_diff_id in zip(reversed(layers), self.diff_ids()):
+            if this_diff_id == diff_id:
+                return member
+        raise ValueError('Unmatched "diff_id": "%s"' % diff_id)
+
+    def uncompressed_layer_stream(self, diff_id: str):
+        """A reader over the layer tar of DIFF_ID; close it when done."""
+        return self._member_stream(self._layer_member(diff_id))
+
+    def uncompressed_layer(self, diff_id: str) -> bytes:
+        with self.uncompressed_layer_stream(diff_id) as f:
+            return f.read()
+
+    def __enter__(self) -> 'FromTarball':
+        self._load()
+        return self
+
+    def __exit__(self, unused_type, unused_value, unused_traceback):
+        """Removes temporary files; later use recreates what it needs."""
+        with self._lock:
+            if self._archive_index is not None and \
+                    self._archive_index.temporary:
+                self._archive_index = None
+            self._workdir.cleanup()
+
+    def __str__(self) -> str:
+        return '<docker_image.FromTarball tarball: %s>' % self._tarball

@@ -1,0 +1,417 @@
+"""FromTarball against tarballs written by skopeo and by hand.
+
+skopeo is the independent writer: its docker-archive output must read back
+with layer contents that hash to the config's diff_ids. Synthesized blobs
+must be byte-identical to Python's stdlib gzip at level 9 with upstream's
+frozen mtime (what upstream produced), and `gzip -t` must accept them.
+"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import random
+import subprocess
+import tarfile
+import tempfile
+import tracemalloc
+
+import pytest
+
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import tarball_image
+from containerregistry.testing import images
+
+MTIME = 1225856967
+
+
+def sha256(data: bytes) -> str:
+    return 'sha256:' + hashlib.sha256(data).hexdigest()
+
+
+def upstream_gzip(data: bytes) -> bytes:
+    """What upstream's FromTarball produced: stdlib gzip, frozen clock."""
+    return gzip.compress(data, compresslevel=9, mtime=MTIME)
+
+
+def skopeo_archive(tmp_path, built: images.Built, ref: str = 'foo/bar:baz',
+                   name: str = 'archive.tar') -> str:
+    """`skopeo copy dir: → oci: → docker-archive:FILE:REF` of BUILT."""
+    src = images.write_dir(str(tmp_path / ('dir-' + name)), built.manifest,
+                           [built])
+    oci = str(tmp_path / ('oci-' + name))
+    out = str(tmp_path / name)
+    images.skopeo('copy', 'dir:' + src, 'oci:' + oci + ':img')
+    images.skopeo('copy', 'oci:' + oci + ':img', 'docker-archive:%s:%s'
+                  % (out, ref))
+    return out
+
+
+def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    tar.addfile(info, io.BytesIO(data))
+
+
+def hand_tarball(path: str, entries, members) -> str:
+    """A tar holding MEMBERS ({name: bytes}) plus manifest.json=ENTRIES."""
+    with tarfile.open(path, 'w') as tar:
+        for name, data in members.items():
+            add_member(tar, name, data)
+        if entries is not None:
+            add_member(tar, 'manifest.json', json.dumps(entries).encode())
+    return path
+
+
+def config_for(tars) -> bytes:
+    return json.dumps({
+        'architecture': 'amd64', 'os': 'linux',
+        'rootfs': {'type': 'layers', 'diff_ids': [sha256(t) for t in tars]},
+        'history': [{'created_by': 'layer %d' % i} for i in range(len(tars))],
+    }, sort_keys=True).encode()
+
+
+LAYERS = [images.make_layer(11), images.make_layer(12, 30000, 'text'),
+          images.make_layer(13, 0, files={'etc/motd': b'hello\n'})]
+
+
+@pytest.fixture(scope='module')
+def skopeo_tar(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('skopeo')
+    built = images.build_image(LAYERS, fmt='oci')
+    return built, skopeo_archive(tmp, built)
+
+
+def test_gzip_header_is_upstreams():
+    assert tarball_image.gzip_header(9) == bytes.fromhex('1f8b0800c717114902ff')
+    assert tarball_image.gzip_header() == bytes.fromhex('1f8b0800c717114902ff')
+
+
+class _Dribble:
+    """A reader returning at most N bytes per read."""
+
+    def __init__(self, data: bytes, n: int):
+        self._f = io.BytesIO(data)
+        self._n = n
+
+    def read(self, amt: int = -1) -> bytes:
+        return self._f.read(self._n if amt is None or amt < 0
+                            else min(amt, self._n))
+
+
+@pytest.mark.parametrize('data', [
+    b'',
+    b'a',
+    images.make_layer(1, 200000, 'text'),
+    images.make_layer(2, 300000, 'random'),
+], ids=['empty', 'one', 'text', 'random'])
+def test_gzip_stream_equals_stdlib_at_any_chunking(data, tmp_path):
+    expected = upstream_gzip(data)
+    for chunk in (1, 7, 4096, 1 << 20):
+        if chunk == 1 and len(data) > 1000:
+            continue
+        out = io.BytesIO()
+        digest, size = tarball_image.gzip_stream(_Dribble(data, chunk), out)
+        assert out.getvalue() == expected
+        assert (digest, size) == (sha256(expected), len(expected))
+    path = tmp_path / 'x.gz'
+    path.write_bytes(expected)
+    assert subprocess.run(['gzip', '-t', str(path)]).returncode == 0
+    assert subprocess.run(['gzip', '-dc', str(path)],
+                          capture_output=True).stdout == data
+
+
+def test_skopeo_archive_reads_back(skopeo_tar):
+    built, path = skopeo_tar
+    with docker_image.FromTarball(path) as img:
+        assert img.config_file().encode() == built.config
+        diff_ids = json.loads(built.config)['rootfs']['diff_ids']
+        assert img.diff_ids() == list(reversed(diff_ids))
+        for digest, diff_id, layer in zip(img.fs_layers(), img.diff_ids(),
+                                          reversed(built.layers)):
+            blob = img.blob(digest)
+            assert blob[:10] == bytes.fromhex('1f8b0800c717114902ff')
+            assert blob == upstream_gzip(layer.tar)
+            assert sha256(blob) == digest
+            assert img.blob_size(digest) == len(blob)
+            assert sha256(img.uncompressed_blob(digest)) == diff_id
+            assert img.uncompressed_layer(diff_id) == layer.tar
+            assert img.digest_to_diff_id(digest) == diff_id
+
+        expected = {
+            'config': {'digest': sha256(built.config),
+                       'mediaType': docker_http.CONFIG_JSON_MIME,
+                       'size': len(built.config)},
+            'layers': [{'digest': sha256(upstream_gzip(l.tar)),
+                        'mediaType': docker_http.LAYER_MIME,
+                        'size': len(upstream_gzip(l.tar))}
+                       for l in built.layers],
+            'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+            'schemaVersion': 2,
+        }
+        text = json.dumps(expected, sort_keys=True)
+        assert img.manifest() == text
+        assert img.digest() == sha256(text.encode())
+        assert img.media_type() == docker_http.MANIFEST_SCHEMA2_MIME
+        assert img.blob(img.config_blob()) == built.config
+
+
+def test_name_selects_entry_and_unknown_name_fails(skopeo_tar):
+    _, path = skopeo_tar
+    with docker_image.FromTarball(
+            path, name=docker_name.Tag('docker.io/foo/bar:baz')) as img:
+        assert img.config_file()
+    with pytest.raises(ValueError, match='Unable to find nope/x:y'):
+        with docker_image.FromTarball(path, name='nope/x:y'):
+            pass
+
+
+def test_outer_gzip_and_dot_slash_members(skopeo_tar, tmp_path):
+    built, path = skopeo_tar
+    with docker_image.FromTarball(path) as img:
+        digest = img.digest()
+    gz = tmp_path / 'archive.tar.gz'
+    with open(path, 'rb') as src, gzip.open(gz, 'wb') as dst:
+        dst.write(src.read())
+    with docker_image.FromTarball(str(gz)) as img:
+        assert img.digest() == digest
+    dotted = tmp_path / 'dotted.tar'
+    extracted = tmp_path / 'x'
+    extracted.mkdir()
+    subprocess.run(['tar', '-xf', path, '-C', str(extracted)], check=True)
+    subprocess.run(['tar', '-cf', str(dotted), '-C', str(extracted), '.'],
+                   check=True)
+    names = tarfile.open(dotted).getnames()
+    assert './manifest.json' in names
+    with docker_image.FromTarball(str(dotted)) as img:
+        assert img.digest() == digest
+        assert img.config_file().encode() == built.config
+
+
+def test_gzipped_members_pass_through(tmp_path):
+    blobs = [images.gzip_bytes(t) for t in LAYERS[:2]]
+    config = config_for(LAYERS[:2])
+    path = hand_tarball(str(tmp_path / 'gz.tar'),
+                        [{'Config': 'c.json', 'RepoTags': ['a/b:c'],
+                          'Layers': ['l0.tar.gz', 'l1.tar.gz']}],
+                        {'c.json': config, 'l0.tar.gz': blobs[0],
+                         'l1.tar.gz': blobs[1]})
+    with docker_image.FromTarball(path) as img:
+        layers = json.loads(img.manifest())['layers']
+        assert [l['digest'] for l in layers] == [sha256(b) for b in blobs]
+        assert [l['size'] for l in layers] == [len(b) for b in blobs]
+        for blob, tar in zip(blobs, LAYERS):
+            assert img.blob(sha256(blob)) == blob
+            assert img.uncompressed_blob(sha256(blob)) == tar
+            assert img.uncompressed_layer(sha256(tar)) == tar
+
+
+def test_layer_sources_descriptor_and_symlinked_layers(tmp_path):
+    tars = LAYERS[:2]
+    config = config_for(tars)
+    foreign = {'digest': 'sha256:' + 'f' * 64,
+               'mediaType': docker_http.FOREIGN_LAYER_MIME, 'size': 12345,
+               'urls': ['https://example.com/layer']}
+    path = str(tmp_path / 'foreign.tar')
+    with tarfile.open(path, 'w') as tar:
+        add_member(tar, 'c.json', config)
+        add_member(tar, 'blobs/base.tar', tars[0])
+        link = tarfile.TarInfo('base/layer.tar')
+        link.type = tarfile.SYMTYPE
+        link.linkname = '../blobs/base.tar'
+        tar.addfile(link)
+        add_member(tar, 'top/layer.tar', tars[1])
+        add_member(tar, 'manifest.json', json.dumps([{
+            'Config': 'c.json', 'RepoTags': ['w/x:y'],
+            'Layers': ['base/layer.tar', 'top/layer.tar'],
+            'LayerSources': {sha256(tars[0]): foreign}}]).encode())
+    with docker_image.FromTarball(path) as img:
+        layers = json.loads(img.manifest())['layers']
+        assert layers[0] == foreign
+        assert list(layers[0]) == ['digest', 'mediaType', 'size', 'urls']
+        assert layers[1]['digest'] == sha256(upstream_gzip(tars[1]))
+        assert img.uncompressed_blob(foreign['digest']) == tars[0]
+        assert img.blob_size(foreign['digest']) == 12345
+        assert foreign['digest'] not in img.distributable_blob_set()
+
+
+def test_single_tag_in_repositories_picks_image(tmp_path):
+    a, b = LAYERS[:1], LAYERS[1:2]
+    members = {'a.json': config_for(a), 'b.json': config_for(b),
+               'a.tar': a[0], 'b.tar': b[0],
+               'repositories': json.dumps({'bazel/b': {'tag': 'x'}}).encode()}
+    entries = [{'Config': 'a.json', 'Layers': ['a.tar'], 'RepoTags': ['bazel/a:tag']},
+               {'Config': 'b.json', 'Layers': ['b.tar'], 'RepoTags': ['bazel/b:tag']}]
+    path = hand_tarball(str(tmp_path / 'two.tar'), entries, members)
+    with docker_image.FromTarball(path) as img:
+        assert img.config_file().encode() == config_for(b)
+    with docker_image.FromTarball(path, name='bazel/a:tag') as img:
+        assert img.config_file().encode() == config_for(a)
+
+
+def one_line_error(exc: pytest.ExceptionInfo) -> str:
+    text = str(exc.value)
+    assert '\n' not in text and text
+    assert isinstance(exc.value, ValueError)
+    return text
+
+
+def test_several_images_without_name(tmp_path):
+    a, b = LAYERS[:1], LAYERS[1:2]
+    members = {'a.json': config_for(a), 'b.json': config_for(b),
+               'a.tar': a[0], 'b.tar': b[0]}
+    entries = [{'Config': 'a.json', 'Layers': ['a.tar'], 'RepoTags': ['r/a:1']},
+               {'Config': 'b.json', 'Layers': ['b.tar'], 'RepoTags': ['r/b:2']}]
+    path = hand_tarball(str(tmp_path / 'two.tar'), entries, members)
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(path):
+            pass
+    text = one_line_error(exc)
+    assert 'holds 2 images' in text and 'r/a:1, r/b:2' in text
+    members['repositories'] = json.dumps(
+        {'r/a': {'1': 'x'}, 'r/b': {'2': 'y'}}).encode()
+    path = hand_tarball(str(tmp_path / 'two-repos.tar'), entries, members)
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(path):
+            pass
+    assert 'give a name' in one_line_error(exc)
+
+
+def test_not_a_tar(tmp_path):
+    path = tmp_path / 'junk.tar'
+    path.write_bytes(os.urandom(4096))
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(str(path)):
+            pass
+    assert 'is not a tar archive' in one_line_error(exc)
+    bad_gz = tmp_path / 'junk.tar.gz'
+    bad_gz.write_bytes(b'\x1f\x8b' + os.urandom(100))
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(str(bad_gz)):
+            pass
+    assert 'is not a tar archive' in one_line_error(exc)
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(str(tmp_path / 'missing.tar')):
+            pass
+    assert 'cannot read tarball' in one_line_error(exc)
+
+
+def test_no_manifest_json(tmp_path):
+    path = hand_tarball(str(tmp_path / 'v1.tar'), None, {'repositories': b'{}'})
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(path):
+            pass
+    assert 'has no manifest.json' in one_line_error(exc)
+
+
+def test_escaping_members_are_rejected(tmp_path):
+    config = config_for(LAYERS[:1])
+    path = hand_tarball(str(tmp_path / 'evil.tar'),
+                        [{'Config': 'c.json', 'Layers': ['l.tar']}],
+                        {'c.json': config, 'l.tar': LAYERS[0],
+                         '../evil': b'x'})
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(path):
+            pass
+    assert "member '../evil' escapes the archive" in one_line_error(exc)
+
+    path = hand_tarball(str(tmp_path / 'ref.tar'),
+                        [{'Config': 'c.json', 'Layers': ['../../etc/passwd']}],
+                        {'c.json': config})
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(path):
+            pass
+    assert 'outside the archive' in one_line_error(exc)
+
+    path = str(tmp_path / 'link.tar')
+    with tarfile.open(path, 'w') as tar:
+        add_member(tar, 'c.json', config)
+        link = tarfile.TarInfo('l/layer.tar')
+        link.type = tarfile.SYMTYPE
+        link.linkname = '../../outside.tar'
+        tar.addfile(link)
+        add_member(tar, 'manifest.json', json.dumps(
+            [{'Config': 'c.json', 'Layers': ['l/layer.tar']}]).encode())
+    with docker_image.FromTarball(path) as img:
+        with pytest.raises(ValueError) as exc:
+            img.manifest()
+        assert 'points outside the archive' in one_line_error(exc)
+
+
+def test_missing_member_and_layer_count(tmp_path):
+    config = config_for(LAYERS[:2])
+    path = hand_tarball(str(tmp_path / 'missing.tar'),
+                        [{'Config': 'c.json', 'Layers': ['a.tar', 'b.tar']}],
+                        {'c.json': config, 'a.tar': LAYERS[0]})
+    with docker_image.FromTarball(path) as img:
+        with pytest.raises(ValueError) as exc:
+            img.manifest()
+        assert "has no member 'b.tar'" in one_line_error(exc)
+    path = hand_tarball(str(tmp_path / 'short.tar'),
+                        [{'Config': 'c.json', 'Layers': ['a.tar']}],
+                        {'c.json': config, 'a.tar': LAYERS[0]})
+    with docker_image.FromTarball(path) as img:
+        with pytest.raises(ValueError) as exc:
+            img.manifest()
+        assert 'lists 1 layers but the config has 2' in one_line_error(exc)
+    path = hand_tarball(str(tmp_path / 'noconfig.tar'),
+                        [{'Config': 'c.json', 'Layers': []}], {})
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(path) as img:
+            img.config_file()
+    assert "has no member 'c.json'" in one_line_error(exc)
+
+
+def test_temporary_files_go_on_exit_and_image_stays_usable(
+        skopeo_tar, tmp_path, monkeypatch):
+    _, path = skopeo_tar
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    gz = tmp_path / 'outer.tar.gz'
+    with open(path, 'rb') as src, gzip.open(gz, 'wb') as dst:
+        dst.write(src.read())
+    img = docker_image.FromTarball(str(gz))
+    with img:
+        digest = img.fs_layers()[0]
+        blob = img.blob(digest)
+        assert [n for n in os.listdir(tmp_path) if n.startswith('cr-tarball-')]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('cr-tarball-')]
+    assert img.blob(digest) == blob
+    with img:
+        assert img.blob(digest) == blob
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('cr-tarball-')]
+
+
+def test_large_layer_is_never_held_in_memory(tmp_path):
+    size = 32 << 20
+    layer = tmp_path / 'big.tar'
+    with open(layer, 'wb') as f:  # incompressible, so the gzip is big too
+        for i in range(size >> 20):
+            f.write(random.Random(i).randbytes(1 << 20))
+    config = json.dumps({'rootfs': {'type': 'layers', 'diff_ids': [
+        'sha256:' + '0' * 64]}}).encode()
+    path = str(tmp_path / 'big-image.tar')
+    with tarfile.open(path, 'w') as tar:
+        add_member(tar, 'c.json', config)
+        tar.add(str(layer), 'big/layer.tar')
+        add_member(tar, 'manifest.json', json.dumps(
+            [{'Config': 'c.json', 'Layers': ['big/layer.tar']}]).encode())
+    tracemalloc.start()
+    try:
+        with docker_image.FromTarball(path) as img:
+            digest = img.fs_layers()[0]
+            h = hashlib.sha256()
+            with img.blob_stream(digest) as f:
+                for chunk in iter(lambda: f.read(1 << 20), b''):
+                    h.update(chunk)
+            assert 'sha256:' + h.hexdigest() == digest
+            n = 0
+            with img.uncompressed_blob_stream(digest) as f:
+                for chunk in iter(lambda: f.read(1 << 20), b''):
+                    n += len(chunk)
+            assert n == size
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
