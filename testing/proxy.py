@@ -5,7 +5,8 @@ request unchanged; tests switch on faults:
 
 - `corrupt_blob(digest)`: flip one byte of that blob's body;
 - `replace_manifest(ref, body)`: serve BODY for manifest GET/HEADs of REF;
-- `drop_blob(digest, after=N)`: announce the full length, send N bytes, close;
+- `drop_blob(digest, after=N, times=None)`: announce the full length, send N
+  bytes, close (every time, or the first TIMES responses, ranged ones too);
 - `redirect_blobs()`: answer blob GETs with a 307 to a second server on
   `127.0.0.1:OTHERPORT` (another host name than `localhost`), which serves
   the blob itself and records the headers it received (`origin_requests`).
@@ -65,8 +66,13 @@ class Proxy:
     def replace_manifest(self, ref: str, body: bytes) -> None:
         self._manifests[ref] = body
 
-    def drop_blob(self, digest: str, after: int = 16) -> None:
-        self._drop[digest] = after
+    def drop_blob(self, digest: str, after: int = 16,
+                  times: Optional[int] = None) -> None:
+        """Cut GETs of DIGEST (full or ranged) after AFTER body bytes.
+
+        With TIMES, only that many responses are cut; later ones go through.
+        """
+        self._drop[digest] = (after, times)
 
     def redirect_blobs(self, on: bool = True) -> None:
         self._redirect = on
@@ -155,8 +161,17 @@ class Proxy:
                     digest = blob.group(2)
                     if digest in proxy._corrupt and data:
                         data = bytes([data[0] ^ 0xff]) + data[1:]
-                    if digest in proxy._drop:
-                        drop = proxy._drop[digest]
+                if blob and self.command == 'GET' and resp.status in (200, 206):
+                    digest = blob.group(2)
+                    with proxy._lock:
+                        after, times = proxy._drop.get(digest, (None, None))
+                        if after is not None and times is not None:
+                            if times <= 0:
+                                after = None
+                            else:
+                                proxy._drop[digest] = (after, times - 1)
+                    if after is not None:
+                        drop = after
                         declared = len(data)
                 self._send(resp.status, resp.getheaders(), data, declared, drop)
 

@@ -74,6 +74,15 @@ def test_connection_dropped_mid_blob(registry, proxy, repo_name, pull):
     assert proxy.count('GET', '/blobs/' + pushed.layers[0].digest) >= 1
 
 
+@pytest.mark.parametrize('after', [0, 1000])
+def test_connection_dropped_once_is_retried(registry, proxy, repo_name, pull, after):
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(445, 30_000), images.make_layer(446)])
+    proxy.drop_blob(pushed.layers[0].digest, after=after, times=1)
+    pull.assert_pulled(pull(_via(proxy, pushed)), pushed)
+    assert proxy.count('GET', '/blobs/' + pushed.layers[0].digest) == 2
+
+
 @pytest.mark.parametrize('kind', ['basic', 'token'])
 def test_redirect_drops_authorization(request, kind, repo_name, pull, tmp_path):
     registry = request.getfixturevalue(kind + '_registry')
