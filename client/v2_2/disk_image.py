@@ -1,0 +1,216 @@
+"""`FromDisk`: an image in the puller's fast layout (what rules_docker uses).
+
+Layers are `(digest file, .tar.gz)` pairs, base first, optionally on top of
+a legacy base tarball (read with `FromTarball`) or of the foreign layers of
+a base manifest. The synthesized manifest serializes exactly as upstream's
+(`json.dumps(sort_keys=True)`), so digests match for the same inputs.
+Blobs stream from their files; nothing reads a whole layer into memory
+unless a caller asks for bytes.
+"""
+import io
+import json
+import os
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import tarball_image
+
+
+class DiskImageError(ValueError):
+    """The fast layout given to FromDisk is incomplete or malformed."""
+
+
+def _read_hex(path: str) -> str:
+    """'sha256:' + the hex in PATH (whitespace and a 'sha256:' prefix ok)."""
+    try:
+        with open(path, 'r', encoding='utf8') as f:
+            text = f.read().strip()
+    except OSError as e:
+        raise DiskImageError('cannot read digest file %s: %s'
+                             % (path, e.strerror or e)) from e
+    if text.startswith('sha256:'):
+        text = text[len('sha256:'):]
+    if not text or any(c.isspace() or c == ':' for c in text):
+        raise DiskImageError('digest file %s does not hold a sha256 hex: %r'
+                             % (path, text[:80]))
+    return 'sha256:' + text
+
+
+class FromDisk(docker_image.DockerImage):
+    """An image whose config and layers are files on disk."""
+
+    def __init__(self, config_file: str,
+                 layers: Sequence[Tuple[str, str]],
+                 uncompressed_layers: Optional[Sequence[Tuple[str, str]]] = None,
+                 legacy_base: Optional[str] = None,
+                 foreign_layers_manifest: Optional[str] = None):
+        self._config = config_file
+        self._lock = threading.Lock()
+        self._manifest: Optional[str] = None
+        self._layers: List[str] = []
+        self._layer_to_filename: Dict[str, str] = {}
+        for name_file, content_file in layers:
+            digest = _read_hex(name_file)
+            self._layers.append(digest)
+            self._layer_to_filename[digest] = content_file
+        self._uncompressed_layer_to_filename: Dict[str, str] = {}
+        for name_file, content_file in uncompressed_layers or []:
+            self._uncompressed_layer_to_filename[_read_hex(name_file)] = (
+                content_file)
+        self._foreign_layers = self._parse_foreign(foreign_layers_manifest)
+        self._legacy_base: Optional[tarball_image.FromTarball] = None
+        if legacy_base:
+            if not os.path.isfile(legacy_base):
+                raise DiskImageError('legacy base tarball %s does not exist'
+                                     % legacy_base)
+            self._legacy_base = tarball_image.FromTarball(legacy_base)
+            self._legacy_base.__enter__()
+
+    @staticmethod
+    def _parse_foreign(text: Optional[str]) -> List[Dict[str, Any]]:
+        """The FOREIGN_LAYER_MIME descriptors of a base image's manifest."""
+        if not text:
+            return []
+        try:
+            manifest = json.loads(text)
+        except ValueError as e:
+            raise DiskImageError('the foreign layers manifest is not valid '
+                                 'JSON (%s)' % e) from e
+        if not isinstance(manifest, dict):
+            return []
+        return [layer for layer in manifest.get('layers') or []
+                if isinstance(layer, dict)
+                and layer.get('mediaType') == docker_http.FOREIGN_LAYER_MIME]
+
+    def _foreign(self, digest: str) -> Optional[Dict[str, Any]]:
+        for layer in self._foreign_layers:
+            if layer.get('digest') == digest:
+                return layer
+        return None
+
+    def _base(self, digest: str) -> tarball_image.FromTarball:
+        if self._legacy_base is None:
+            raise DiskImageError('the image has no blob %s (it is not among '
+                                 'its layers and there is no legacy base)'
+                                 % digest)
+        return self._legacy_base
+
+    def _config_bytes(self) -> bytes:
+        return self._config.encode('utf8')
+
+    def manifest(self) -> str:
+        with self._lock:
+            if self._manifest is None:
+                if self._legacy_base is not None:
+                    base_layers = json.loads(
+                        self._legacy_base.manifest())['layers']
+                else:
+                    base_layers = list(self._foreign_layers)
+                config = self._config_bytes()
+                self._manifest = json.dumps({
+                    'schemaVersion': 2,
+                    'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+                    'config': {
+                        'mediaType': docker_http.CONFIG_JSON_MIME,
+                        'size': len(config),
+                        'digest': docker_digest.SHA256(config),
+                    },
+                    'layers': base_layers + [{
+                        'mediaType': docker_http.LAYER_MIME,
+                        'size': self.blob_size(digest),
+                        'digest': digest,
+                    } for digest in self._layers],
+                }, sort_keys=True)
+            return self._manifest
+
+    def media_type(self) -> str:
+        return docker_http.MANIFEST_SCHEMA2_MIME
+
+    def config_file(self) -> str:
+        return self._config
+
+    def config_blob(self) -> str:
+        return docker_digest.SHA256(self._config_bytes())
+
+    def blob_size(self, digest: str) -> int:
+        if digest in self._layer_to_filename:
+            return os.stat(self._layer_to_filename[digest]).st_size
+        if digest == self.config_blob():
+            return len(self._config_bytes())
+        foreign = self._foreign(digest)
+        if foreign is not None and self._legacy_base is None:
+            return foreign['size']
+        return self._base(digest).blob_size(digest)
+
+    def blob(self, digest: str) -> bytes:
+        with self.blob_stream(digest) as f:
+            return f.read()
+
+    def blob_stream(self, digest: str):
+        if digest in self._layer_to_filename:
+            return open(self._layer_to_filename[digest], 'rb')  # pylint: disable=consider-using-with
+        if digest == self.config_blob():
+            return io.BytesIO(self._config_bytes())
+        return self._base(digest).blob_stream(digest)
+
+    def _own_uncompressed(self, digest: str) -> Optional[str]:
+        """The .tar file of own layer DIGEST, if one was given."""
+        if not self._uncompressed_layer_to_filename:
+            return None
+        try:
+            diff_id = self.digest_to_diff_id(digest)
+        except ValueError:
+            return None
+        return self._uncompressed_layer_to_filename.get(diff_id)
+
+    def uncompressed_blob_stream(self, digest: str):
+        """A reader over the layer tar of DIGEST; close it when done."""
+        if digest in self._layer_to_filename:
+            path = self._own_uncompressed(digest)
+            if path is not None:
+                return open(path, 'rb')  # pylint: disable=consider-using-with
+            return tarball_image.gunzip_if_compressed(
+                open(self._layer_to_filename[digest], 'rb'))[0]  # pylint: disable=consider-using-with
+        if self._foreign(digest) is not None:
+            return io.BytesIO(b'')
+        return self._base(digest).uncompressed_blob_stream(digest)
+
+    def uncompressed_blob_size(self, digest: str) -> Optional[int]:
+        """The layer tar's size if known without inflating, else None."""
+        if digest in self._layer_to_filename:
+            path = self._own_uncompressed(digest)
+            return os.stat(path).st_size if path is not None else None
+        if self._foreign(digest) is not None:
+            return 0
+        return self._base(digest).uncompressed_blob_size(digest)
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        with self.uncompressed_blob_stream(digest) as f:
+            return f.read()
+
+    def uncompressed_layer_stream(self, diff_id: str):
+        """A reader over the layer tar of DIFF_ID; close it when done."""
+        path = self._uncompressed_layer_to_filename.get(diff_id)
+        if path is not None:
+            return open(path, 'rb')  # pylint: disable=consider-using-with
+        if self._legacy_base and diff_id in self._legacy_base.diff_ids():
+            return self._legacy_base.uncompressed_layer_stream(diff_id)
+        return self.uncompressed_blob_stream(self._diff_id_to_digest(diff_id))
+
+    def uncompressed_layer(self, diff_id: str) -> bytes:
+        with self.uncompressed_layer_stream(diff_id) as f:
+            return f.read()
+
+    def __enter__(self) -> 'FromDisk':
+        return self
+
+    def __exit__(self, unused_type, unused_value, unused_traceback):
+        """Releases the legacy base's temporary files."""
+        if self._legacy_base is not None:
+            self._legacy_base.__exit__(None, None, None)
+
+    def __str__(self) -> str:
+        return '<docker_image.FromDisk layers: %d>' % len(self._layers)
