@@ -22,9 +22,6 @@ from containerregistry.client.v2_2 import tarball_writer
 from containerregistry.client.v2_2 import v2_compat
 from containerregistry.testing import images
 
-EMPTY_TAR_HEX = v2_compat.EMPTY_TAR_DIGEST.split(':')[1]
-
-
 def sha256(data: bytes) -> str:
     return 'sha256:' + hashlib.sha256(data).hexdigest()
 
@@ -358,6 +355,14 @@ def test_wrong_uncompressed_size_is_an_error(tmp_path):
     with pytest.raises(tarball_writer.TarballWriteError, match='longer than'):
         write(tmp_path / 'out.tar', {docker_name.Tag('r/l:1', strict=False): image})
 
+    class ShortLiar(Liar):
+        def uncompressed_blob_size(self, digest):
+            return len(self._tars[digest]) + 512
+
+    image = ShortLiar(make_config(TARS[:1]), TARS[:1])
+    with pytest.raises(tarball_writer.TarballWriteError, match='shorter than'):
+        write(tmp_path / 'short.tar', {docker_name.Tag('r/l:1', strict=False): image})
+
 
 def test_large_layer_streams_through(tmp_path):
     size = 24 << 20
@@ -406,3 +411,12 @@ def test_tarball_takes_plain_string_names(tmp_path):
                                                      TARS[:1]), tar)
     assert json.loads(members(str(path))['manifest.json'])[0]['RepoTags'] == [
         'r/str:7']
+
+
+def test_empty_tar_constants():
+    assert sha256(v2_compat.EMPTY_TAR_BYTES) == v2_compat.EMPTY_TAR_DIGEST
+    assert gzip.decompress(v2_compat.EMPTY_TAR_BYTES) == bytes(1024)
+    assert sha256(bytes(1024)) == v2_compat.EMPTY_TAR_DIFF_ID
+    with pytest.raises(v2_compat.BadDigestException):
+        v2_compat.v1_layers({'layers': [{'digest': 'nocolon'}]},
+                            json.dumps({'history': [{}]}))

@@ -39,6 +39,11 @@ def _read_hex(path: str) -> str:
     return 'sha256:' + text
 
 
+def _open(path: str):
+    """A reader over PATH, for the caller to close."""
+    return open(path, 'rb')  # pylint: disable=consider-using-with
+
+
 class FromDisk(docker_image.DockerImage):
     """An image whose config and layers are files on disk."""
 
@@ -151,7 +156,7 @@ class FromDisk(docker_image.DockerImage):
 
     def blob_stream(self, digest: str):
         if digest in self._layer_to_filename:
-            return open(self._layer_to_filename[digest], 'rb')  # pylint: disable=consider-using-with
+            return _open(self._layer_to_filename[digest])
         if digest == self.config_blob():
             return io.BytesIO(self._config_bytes())
         return self._base(digest).blob_stream(digest)
@@ -171,9 +176,9 @@ class FromDisk(docker_image.DockerImage):
         if digest in self._layer_to_filename:
             path = self._own_uncompressed(digest)
             if path is not None:
-                return open(path, 'rb')  # pylint: disable=consider-using-with
+                return _open(path)
             return tarball_image.gunzip_if_compressed(
-                open(self._layer_to_filename[digest], 'rb'))[0]  # pylint: disable=consider-using-with
+                _open(self._layer_to_filename[digest]))[0]
         if self._foreign(digest) is not None:
             return io.BytesIO(b'')
         return self._base(digest).uncompressed_blob_stream(digest)
@@ -195,7 +200,7 @@ class FromDisk(docker_image.DockerImage):
         """A reader over the layer tar of DIFF_ID; close it when done."""
         path = self._uncompressed_layer_to_filename.get(diff_id)
         if path is not None:
-            return open(path, 'rb')  # pylint: disable=consider-using-with
+            return _open(path)
         if self._legacy_base and diff_id in self._legacy_base.diff_ids():
             return self._legacy_base.uncompressed_layer_stream(diff_id)
         return self.uncompressed_blob_stream(self._diff_id_to_digest(diff_id))

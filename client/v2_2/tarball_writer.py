@@ -86,8 +86,11 @@ def _add_stream(tar: tarfile.TarFile, name: str, reader,
     try:
         tar.addfile(info, hashing)
     except OSError as e:
-        raise TarballWriteError('%s: the layer is shorter than the %d bytes '
-                                'its source gave as its size' % (name, size)) from e
+        if hashing.count < size and str(e) == 'unexpected end of data':
+            raise TarballWriteError(
+                '%s: the layer is shorter than the %d bytes its source gave '
+                'as its size' % (name, size)) from e
+        raise
     if hashing.read(1):
         raise TarballWriteError('%s: the layer is longer than the %d bytes '
                                 'its source gave as its size' % (name, size))
