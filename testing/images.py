@@ -32,6 +32,7 @@ OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
 OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
 OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar+gzip'
+OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar'
 IN_TOTO = 'application/vnd.in-toto+json'
 ALL_MANIFESTS = ','.join([OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST])
 
@@ -107,7 +108,13 @@ class Layer:
         return self.digest.split(':', 1)[1]
 
 
-def layer_from_tar(tar: bytes, fmt: str = 'docker') -> Layer:
+def layer_from_tar(tar: bytes, fmt: str = 'docker', compressed: bool = True) -> Layer:
+    """A layer blob; uncompressed (the tar itself) only exists in OCI."""
+    if not compressed:
+        if fmt != 'oci':
+            raise ValueError('uncompressed layers need fmt="oci"')
+        return Layer(tar=tar, blob=tar, digest=sha256(tar), diff_id=sha256(tar),
+                     media_type=OCI_LAYER_TAR)
     blob = gzip_bytes(tar)
     return Layer(tar=tar, blob=blob, digest=sha256(blob), diff_id=sha256(tar),
                  media_type=DOCKER_LAYER if fmt == 'docker' else OCI_LAYER)
@@ -140,10 +147,14 @@ class Built:
 
 def build_image(layers: Sequence[bytes] = (), fmt: str = 'docker',
                 platform: Optional[dict] = None,
-                config_extra: Optional[dict] = None) -> Built:
-    """Builds a manifest + config over LAYERS (uncompressed tars, base first)."""
+                config_extra: Optional[dict] = None,
+                compressed: bool = True) -> Built:
+    """Builds a manifest + config over LAYERS (uncompressed tars, base first).
+
+    With COMPRESSED false (OCI only) the layer blobs are the plain tars.
+    """
     platform = dict(platform or {'os': 'linux', 'architecture': 'amd64'})
-    lays = [layer_from_tar(t, fmt) for t in layers]
+    lays = [layer_from_tar(t, fmt, compressed) for t in layers]
     config = {
         'architecture': platform.get('architecture', 'amd64'),
         'os': platform.get('os', 'linux'),
@@ -483,6 +494,22 @@ def push_index(registry, ref: str, platforms: Optional[Sequence[dict]] = None,
     return PushedIndex(registry=registry, repo=repo, tag=tag, digest=sha256(body),
                        manifest=body, media_type=ctype, children=pushed,
                        attestations=[a.digest for a in atts])
+
+
+def push_list_bytes(registry, ref: str, top: bytes, children: Sequence[Built]) -> str:
+    """Pushes list/index bytes TOP (as written) with CHILDREN; returns its digest."""
+    repo, tag = _split(ref)
+    with tempfile.TemporaryDirectory(prefix='cr-push-') as d:
+        _copy_dir(registry, write_dir(d, top, children), repo, tag)
+    body, _ = Client(registry).manifest(repo, tag)
+    if body != top:
+        raise RuntimeError('registry serves other list bytes than pushed')
+    return sha256(body)
+
+
+def read_back(registry, repo: str, built: Built) -> PushedImage:
+    """The PushedImage of BUILT, already pushed to REPO (no tag)."""
+    return _read_back(registry, repo, built, None)
 
 
 def put_manifest(registry, repo: str, ref: str, body: bytes, media_type: str) -> str:
