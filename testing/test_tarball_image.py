@@ -21,7 +21,7 @@ import pytest
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
-from containerregistry.client.v2_2 import tarball_image
+from containerregistry.client.v2_2 import compression
 from containerregistry.testing import images
 
 MTIME = 1225856967
@@ -85,8 +85,8 @@ def skopeo_tar(tmp_path_factory):
 
 
 def test_gzip_header_is_upstreams():
-    assert tarball_image.gzip_header(9) == bytes.fromhex('1f8b0800c717114902ff')
-    assert tarball_image.gzip_header() == bytes.fromhex('1f8b0800c717114902ff')
+    assert compression.gzip_header(9) == bytes.fromhex('1f8b0800c717114902ff')
+    assert compression.gzip_header() == bytes.fromhex('1f8b0800c717114902ff')
 
 
 class _Dribble:
@@ -113,7 +113,7 @@ def test_gzip_stream_equals_stdlib_at_any_chunking(data, tmp_path):
         if chunk == 1 and len(data) > 1000:
             continue
         out = io.BytesIO()
-        digest, size = tarball_image.gzip_stream(_Dribble(data, chunk), out)
+        digest, size = compression.gzip_stream(_Dribble(data, chunk), out)
         assert out.getvalue() == expected
         assert (digest, size) == (sha256(expected), len(expected))
     path = tmp_path / 'x.gz'

@@ -13,6 +13,7 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
@@ -177,7 +178,7 @@ class FromDisk(docker_image.DockerImage):
             path = self._own_uncompressed(digest)
             if path is not None:
                 return _open(path)
-            return tarball_image.gunzip_if_compressed(
+            return compression.gunzip_if_compressed(
                 _open(self._layer_to_filename[digest]))[0]
         if self._foreign(digest) is not None:
             return io.BytesIO(b'')

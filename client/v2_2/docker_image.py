@@ -10,12 +10,14 @@ import abc
 import gzip
 import io
 import json
-from typing import Any, Dict, List, Optional, Set
+from typing import Any, List, Set
 
+from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
+is_compressed = compression.is_compressed
 
 # The sources live in modules of their own; import them only when asked for,
 # so that a tool loads just the source it uses.
@@ -35,11 +37,6 @@ def __getattr__(name: str) -> Any:
     return getattr(
         importlib.import_module('containerregistry.client.v2_2.' + module),
         name)
-
-
-def is_compressed(data: bytes) -> bool:
-    """True iff DATA starts with the gzip magic number."""
-    return data[0:2] == b'\x1f\x8b'
 
 
 class DockerImage(metaclass=abc.ABCMeta):
@@ -108,6 +105,10 @@ class DockerImage(metaclass=abc.ABCMeta):
     def uncompressed_blob(self, digest: str) -> bytes:
         """Same as blob() but uncompressed."""
         return gzip.decompress(self.blob(digest))
+
+    def uncompressed_blob_stream(self, digest: str):
+        """A reader over the blob, inflated on the fly if it is gzipped."""
+        return compression.gunzip_if_compressed(self.blob_stream(digest))[0]
 
     def _diff_id_to_digest(self, diff_id: str) -> str:
         for this_digest, this_diff_id in zip(self.fs_layers(),
@@ -178,10 +179,19 @@ class Delegate(DockerImage):
         return self._image.blob(digest)
 
     def blob_stream(self, digest: str):
+        # A subclass that rewrites blob() must be read through it.
+        if type(self).blob is not Delegate.blob:
+            return io.BytesIO(self.blob(digest))
         return self._image.blob_stream(digest)
 
     def uncompressed_blob(self, digest: str) -> bytes:
         return self._image.uncompressed_blob(digest)
+
+    def uncompressed_blob_stream(self, digest: str):
+        if (type(self).blob is not Delegate.blob
+                or type(self).uncompressed_blob is not Delegate.uncompressed_blob):
+            return io.BytesIO(self.uncompressed_blob(digest))
+        return self._image.uncompressed_blob_stream(digest)
 
     def layer(self, diff_id: str) -> bytes:
         return self._image.layer(diff_id)
@@ -192,17 +202,3 @@ class Delegate(DockerImage):
     def __str__(self) -> str:
         return str(self._image)
 
-
-def manifest_json(image: DockerImage) -> Dict[str, Any]:
-    """The image's manifest, parsed."""
-    return json.loads(image.manifest())
-
-
-def layer_descriptors(image: DockerImage) -> List[Dict[str, Any]]:
-    """The manifest's layer descriptors, base layer first."""
-    return list(manifest_json(image).get('layers', []))
-
-
-def optional_size(descriptor: Dict[str, Any]) -> Optional[int]:
-    size = descriptor.get('size')
-    return size if isinstance(size, int) and size >= 0 else None

@@ -11,7 +11,6 @@ what it wrote.
 """
 import concurrent.futures
 import errno
-import gzip
 import hashlib
 import json
 import logging
@@ -21,6 +20,7 @@ import shutil
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
+from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 
@@ -28,6 +28,18 @@ _CHUNK = 1 << 20
 _NUMBERED = re.compile(r'^(\d{3,})\.(?:tar\.gz|tar|sha256)$')
 
 LayerPaths = List[Tuple[str, str]]
+
+
+def tarball(name, image: docker_image.DockerImage, tar) -> None:
+    """Writes IMAGE as a docker-save tarball into the open tarfile TAR."""
+    from containerregistry.client.v2_2 import tarball_writer
+    tarball_writer.tarball(name, image, tar)
+
+
+def multi_image_tarball(tag_to_image, tar, tag_to_v1_image=None) -> None:
+    """Writes several images as one docker-save tarball into TAR."""
+    from containerregistry.client.v2_2 import tarball_writer
+    tarball_writer.multi_image_tarball(tag_to_image, tar, tag_to_v1_image)
 
 
 class _Output:
@@ -289,16 +301,16 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
         blob = docker_digest.VerifyingReader(image.blob_stream(digest), digest,
                                              what)
         with blob:
-            head = blob.read(2)
-            reader = _Prefixed(head, blob)
-            if docker_image.is_compressed(head):
-                reader = gzip.GzipFile(fileobj=reader, mode='rb')
-            if diff_id:
-                _copy_verified(reader, temp, diff_id, None,
-                               'diff_id of ' + what)
-            else:
-                _copy_plain(reader, temp)
-            blob.read()
+            reader, _ = compression.gunzip_if_compressed(blob)
+            with reader:
+                if diff_id:
+                    _copy_verified(reader, temp, diff_id, None,
+                                   'diff_id of ' + what)
+                else:
+                    _copy_plain(reader, temp)
+                # Drain what the inflater left, so the blob digest is checked.
+                while blob.read(_CHUNK):
+                    pass
         out.place(temp, final)
         hex_id = (diff_id or '').split(':', 1)[-1]
         digest_path = out.write(name + '.sha256', hex_id.encode('ascii'))
@@ -311,27 +323,3 @@ def _copy_plain(reader, dest: str) -> None:
     with _create(dest) as out:
         shutil.copyfileobj(reader, out, _CHUNK)
 
-
-class _Prefixed:
-    """A reader that yields PREFIX, then the rest of READER."""
-
-    def __init__(self, prefix: bytes, reader):
-        self._prefix = prefix
-        self._reader = reader
-
-    def read(self, amt: Optional[int] = None) -> bytes:
-        if self._prefix:
-            if amt is None or amt < 0:
-                data, self._prefix = self._prefix + self._reader.read(), b''
-                return data
-            data, self._prefix = self._prefix[:amt], self._prefix[amt:]
-            return data
-        return self._reader.read(amt)
-
-    def readinto(self, buffer) -> int:
-        data = self.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        pass

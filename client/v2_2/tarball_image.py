@@ -5,7 +5,7 @@ a compressed outer tar is first inflated, once, into a temporary file.
 Readers open their own handle on the plain tar, so threads never share a
 file position. A layer stored uncompressed is gzipped once, streaming, into
 a temporary file while its digest is taken, with upstream's fixed gzip
-settings (see `gzip_stream`) so digests match upstream's; gzipped members
+settings (see `compression.gzip_stream`) so digests match upstream's; gzipped members
 pass through unchanged. Temporary files go when the image is exited; the
 image stays usable afterwards and recreates them when needed.
 """
@@ -20,20 +20,18 @@ import lzma
 import os
 import posixpath
 import shutil
-import struct
 import tarfile
 import tempfile
 import threading
 import zlib
-from typing import Any, BinaryIO, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 
-# Upstream froze gzip's clock at this instant; its layer digests depend on it.
-GZIP_MTIME = 1225856967
 _CHUNK = 1 << 20
 _MAX_LINKS = 32
 # Metadata members (manifest.json, config, repositories) are read whole.
@@ -42,52 +40,6 @@ _MAX_METADATA = 64 << 20
 
 class TarballError(ValueError):
     """A tarball that cannot be read as a docker-save image."""
-
-
-def gzip_header(compresslevel: int = 9) -> bytes:
-    """The 10-byte gzip header upstream's layers carry.
-
-    No file name, mtime `GZIP_MTIME`, OS byte 255, and the XFL byte Python's
-    gzip writes for the level (2 for 9, 4 for 1, else 0).
-    """
-    xfl = 2 if compresslevel == 9 else 4 if compresslevel == 1 else 0
-    return (b'\x1f\x8b\x08\x00' + struct.pack('<I', GZIP_MTIME)
-            + bytes([xfl, 255]))
-
-
-def gzip_stream(reader: BinaryIO, out: BinaryIO,
-                compresslevel: int = 9) -> Tuple[str, int]:
-    """Gzips READER into OUT exactly as upstream did; returns (digest, size).
-
-    Raw deflate at COMPRESSLEVEL (wbits -15, memLevel 8, default strategy)
-    after `gzip_header`, then CRC32 and ISIZE. The output does not depend
-    on how the input is chunked.
-    """
-    digest = hashlib.sha256()
-    size = 0
-
-    def emit(data: bytes) -> None:
-        nonlocal size
-        if data:
-            out.write(data)
-            digest.update(data)
-            size += len(data)
-
-    deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS,
-                               zlib.DEF_MEM_LEVEL, 0)
-    crc = 0
-    length = 0
-    emit(gzip_header(compresslevel))
-    while True:
-        chunk = reader.read(_CHUNK)
-        if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        length += len(chunk)
-        emit(deflate.compress(chunk))
-    emit(deflate.flush())
-    emit(struct.pack('<II', crc & 0xffffffff, length & 0xffffffff))
-    return 'sha256:' + digest.hexdigest(), size
 
 
 class _RangeReader(io.RawIOBase):
@@ -115,63 +67,6 @@ class _RangeReader(io.RawIOBase):
     def close(self) -> None:
         self._file.close()
         super().close()
-
-
-class _Prefixed(io.RawIOBase):
-    """Yields PREFIX, then the rest of READER (to peek at magic bytes)."""
-
-    def __init__(self, prefix: bytes, reader):
-        super().__init__()
-        self._prefix = prefix
-        self._reader = reader
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._prefix:
-            n = min(len(buffer), len(self._prefix))
-            buffer[:n] = self._prefix[:n]
-            self._prefix = self._prefix[n:]
-            return n
-        data = self._reader.read(len(buffer))
-        buffer[:len(data)] = data
-        return len(data)
-
-    def close(self) -> None:
-        self._reader.close()
-        super().close()
-
-
-def gunzip_if_compressed(reader) -> Tuple[Any, bool]:
-    """READER, inflated on the fly if it starts with the gzip magic.
-
-    Returns (reader, was_gzipped); closing the result closes READER.
-    """
-    head = b''
-    while len(head) < 2:
-        more = reader.read(2 - len(head))
-        if not more:
-            break
-        head += more
-    stream = io.BufferedReader(_Prefixed(head, reader), _CHUNK)
-    if docker_image.is_compressed(head):
-        return _ClosingGzip(stream), True
-    return stream, False
-
-
-class _ClosingGzip(gzip.GzipFile):
-    """A GzipFile that also closes the reader it inflates."""
-
-    def __init__(self, raw):
-        super().__init__(fileobj=raw, mode='rb')
-        self._raw = raw
-
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._raw.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -460,7 +355,7 @@ class FromTarball(docker_image.DockerImage):
             else:
                 path = self._workdir.new_file('layer.tar.gz')
                 with archive.open(entry) as src, open(path, 'wb') as dst:
-                    found = gzip_stream(src, dst, self._compresslevel)
+                    found = compression.gzip_stream(src, dst, self._compresslevel)
                 blob = _Blob(found[0], found[1], path)
             if known and known.digest != blob.digest:
                 raise TarballError('%s: member %r changed while in use'
@@ -587,7 +482,7 @@ class FromTarball(docker_image.DockerImage):
 
     def _member_stream(self, member: str):
         archive = self._archive()
-        return gunzip_if_compressed(archive.open(archive.lookup(member)))[0]
+        return compression.gunzip_if_compressed(archive.open(archive.lookup(member)))[0]
 
     def uncompressed_blob_stream(self, digest: str):
         """A reader over the layer tar of DIGEST; close it when done."""

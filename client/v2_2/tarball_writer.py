@@ -22,9 +22,9 @@ import tempfile
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
 from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
-from containerregistry.client.v2_2 import tarball_image
 from containerregistry.client.v2_2 import v2_compat
 
 _CHUNK = 1 << 20
@@ -149,7 +149,7 @@ def _open_uncompressed(image: docker_image.DockerImage, digest: str,
         raw = io.BytesIO(image.blob(digest))
     else:
         raw = image.blob_stream(digest)
-    return tarball_image.gunzip_if_compressed(raw)[0], None
+    return compression.gunzip_if_compressed(raw)[0], None
 
 
 class _V1View:
