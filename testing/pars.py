@@ -5,12 +5,21 @@ built once per test session and copied out of bazel-bin. With
 CR_TOOL_MODE=source the tool module runs from the checkout instead, which
 is quicker while developing.
 """
+import atexit
+import contextlib
+import fcntl
+import hashlib
 import os
+import shutil
 import subprocess
 import sys
-from typing import List
+import tempfile
+from typing import Dict, Iterator, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BAZEL = 'bazel'
+# Bazel's own output options, so captured output stays readable.
+QUIET = ['--color=no', '--curses=no', '--show_progress_rate_limit=60']
 
 MODULES = {
     'puller': 'fast_puller',
@@ -26,9 +35,82 @@ def source_mode() -> bool:
     return os.environ.get('CR_TOOL_MODE') == 'source'
 
 
+_pars: Dict[str, str] = {}
+_par_dir: Optional[str] = None
+_bazel_used = False
+
+
+@contextlib.contextmanager
+def _workspace_lock() -> Iterator[None]:
+    """Serialises Bazel commands in the checkout across test processes.
+
+    Two commands at once in one workspace would only wait for each other,
+    and a copy of bazel-bin taken during another build could be half-written.
+    """
+    tag = hashlib.sha256(ROOT.encode()).hexdigest()[:12]
+    path = os.path.join(tempfile.gettempdir(), 'containerregistry-bazel-%s.lock' % tag)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _run_bazel(args: List[str], timeout: float) -> subprocess.CompletedProcess:
+    global _bazel_used
+    if not _bazel_used:
+        _bazel_used = True
+        atexit.register(shutdown_bazel)
+    return subprocess.run([BAZEL] + args, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def bazel(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Runs one Bazel command in the checkout (e.g. `bazel('run', '//:puller.par')`).
+
+    The server it starts is stopped by shutdown_bazel().
+    """
+    with _workspace_lock():
+        return _run_bazel(list(args), timeout)
+
+
 def par_path(name: str) -> str:
-    """Builds //:NAME.par (once per session) and returns its path."""
-    raise NotImplementedError('par building is not wired up yet')
+    """Builds //:NAME.par (once per session) and returns its path.
+
+    The file is a copy in a session temp dir, out of reach of later builds.
+    """
+    global _par_dir
+    if name in _pars:
+        return _pars[name]
+    if name not in MODULES:
+        raise KeyError('unknown tool %r' % name)
+    with _workspace_lock():
+        proc = _run_bazel(['build'] + QUIET + ['//:%s.par' % name], timeout=900)
+        if proc.returncode != 0:
+            raise RuntimeError('bazel build //:%s.par failed (rc=%d):\n%s'
+                               % (name, proc.returncode, proc.stderr[-6000:]))
+        if _par_dir is None:
+            _par_dir = tempfile.mkdtemp(prefix='containerregistry-pars-')
+            atexit.register(shutil.rmtree, _par_dir, True)
+        path = os.path.join(_par_dir, name + '.par')
+        shutil.copyfile(os.path.join(ROOT, 'bazel-bin', name + '.par'), path)
+    os.chmod(path, 0o755)
+    _pars[name] = path
+    return path
+
+
+def shutdown_bazel() -> None:
+    """Stops the checkout's Bazel server if this process used Bazel.
+
+    Call it once at the end of a test session; running it again is harmless.
+    """
+    global _bazel_used
+    if not _bazel_used:
+        return
+    _bazel_used = False
+    with _workspace_lock():
+        subprocess.run([BAZEL, 'shutdown'], cwd=ROOT, capture_output=True, timeout=120)
 
 
 def tool_command(name: str) -> List[str]:
