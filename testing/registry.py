@@ -16,6 +16,7 @@ exercise the protocol exactly as a client meets it in the wild. Variants:
 """
 import atexit
 import base64
+import ctypes
 import datetime
 import http.server
 import ipaddress
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -54,6 +56,15 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         return s.getsockname()[1]
+
+
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the test process dies, even by SIGKILL."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _b64url(data: bytes) -> str:
@@ -217,10 +228,7 @@ class Registry:
     def __init__(self, auth: Optional[str], tls: bool):
         self.auth = auth
         self.tls = tls
-        self.workdir = tempfile.mkdtemp(prefix='cr-registry-')
-        self.storage = os.path.join(self.workdir, 'storage')
-        self.log_path = os.path.join(self.workdir, 'registry.log')
-        self.config_path = os.path.join(self.workdir, 'config.yml')
+        self.workdir = ''
         self.username: Optional[str] = None
         self.password: Optional[str] = None
         self.ca_path: Optional[str] = None
@@ -344,7 +352,20 @@ class Registry:
             return False
         return True
 
+    @property
+    def storage(self) -> str:
+        return os.path.join(self.workdir, 'storage')
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.workdir, 'registry.log')
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.workdir, 'config.yml')
+
     def start(self) -> 'Registry':
+        self.workdir = tempfile.mkdtemp(prefix='cr-registry-')
         self._setup_auth_and_tls()
         for _ in range(5):
             self.port = free_port()
@@ -352,7 +373,8 @@ class Registry:
             log = open(self.log_path, 'ab')
             self.proc = subprocess.Popen([REGISTRY_BIN, 'serve', self.config_path],
                                          stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL,
+                                         preexec_fn=_die_with_parent)
             log.close()
             deadline = time.time() + 15
             while time.time() < deadline:
@@ -363,8 +385,9 @@ class Registry:
                     return self
                 time.sleep(0.05)
             self._kill()
-        with open(self.log_path, errors='replace') as f:
-            raise RuntimeError('docker-registry did not start:\n' + f.read()[-3000:])
+        log = self.log_text()[-3000:]
+        self.stop()
+        raise RuntimeError('docker-registry did not start:\n' + log)
 
     def _kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -383,7 +406,8 @@ class Registry:
             self.token_server = None
         if self in _RUNNING:
             _RUNNING.remove(self)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def log_text(self) -> str:
         with open(self.log_path, errors='replace') as f:
