@@ -15,6 +15,7 @@ import email.message
 import email.parser
 import os
 import re
+import shutil
 import sys
 
 # Characters this script allows in file names it puts into labels.
@@ -29,9 +30,17 @@ def normalise(name: str) -> str:
 
 
 def _dist_files(site: str, dist_info: str) -> list[str]:
-    """The files of one wheel, relative to SITE, without scripts and bytecode."""
+    """The files of one wheel, relative to SITE, without scripts and bytecode.
+
+    Rewrites the wheel's RECORD to list just those files (sorted): pip's
+    entries for the generated scripts in bin/ carry the hash of a shebang
+    naming the interpreter that ran pip, which would make the .par depend
+    on the machine.
+    """
+    record = os.path.join(site, dist_info, 'RECORD')
     files = []
-    with open(os.path.join(site, dist_info, 'RECORD'), newline='') as f:
+    rows = []
+    with open(record, newline='') as f:
         for row in csv.reader(f):
             if not row:
                 continue
@@ -43,6 +52,9 @@ def _dist_files(site: str, dist_info: str) -> list[str]:
             if not _SAFE_PATH.match(path):
                 raise SystemExit('%s: file name not usable in a label: %r' % (dist_info, path))
             files.append(path)
+            rows.append(row)
+    with open(record, 'w', newline='') as f:
+        csv.writer(f, lineterminator='\n').writerows(sorted(rows))
     return sorted(set(files))
 
 
@@ -109,6 +121,8 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(__doc__)
         return 2
     text = generate(argv[1])
+    # Console scripts are not part of any library (and name the host's python).
+    shutil.rmtree(os.path.join(argv[1], 'bin'), ignore_errors=True)
     with open(argv[2], 'w', encoding='utf-8') as f:
         f.write(text)
     return 0

@@ -159,6 +159,11 @@ def test_par_layout(par_zip):
             dist_infos[project] = match.group(2)
             tags = re.findall(r'^Tag: (\S+)$', par_zip.read(n).decode(), re.M)
             assert tags and all(t.endswith('-none-any') for t in tags), (n, tags)
+        if n.endswith('.dist-info/RECORD'):
+            # RECORD lists exactly bundled files (no console scripts naming
+            # the python that ran pip: they would make the build host-dependent).
+            listed = [row.split(',')[0] for row in par_zip.read(n).decode().splitlines()]
+            assert listed and not [p for p in listed if p not in names], (n, listed)
     # :containerregistry needs httplib2, oauth2client and urllib3, and those
     # the rest; absl-py and concurrent-log-handler are locked but not used.
     bundled = {'httplib2', 'oauth2client', 'urllib3', 'pyparsing', 'six', 'rsa', 'pyasn1',
