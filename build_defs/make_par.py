@@ -90,7 +90,9 @@ def _isolate():
 
 
 _isolate()
-runpy.run_module(MAIN_MODULE, run_name='__main__', alter_sys=True)
+# sys.argv[0] stays the .par's path: tools name themselves after it (the
+# User-Agent, as upstream's .par did), not after the module's .pyc.
+runpy.run_module(MAIN_MODULE, run_name='__main__', alter_sys=False)
 '''
 
 

@@ -92,7 +92,7 @@ class Http:
                  backoff_factor: float = 0.5, ca_certs: Optional[str] = None):
         self._pool = urllib3.PoolManager(
             num_pools=16, maxsize=maxsize, block=False,
-            cert_reqs='CERT_REQUIRED', ca_certs=ca_certs,
+            cert_reqs='CERT_REQUIRED', ca_certs=ca_certs, blocksize=_CHUNK,
             timeout=urllib3.Timeout(connect=connect_timeout,
                                     read=read_timeout))
         self._max_retries = max_retries

@@ -179,7 +179,8 @@ class Transport:
     """HTTP access to one repository, authenticated for one action."""
 
     def __init__(self, name: docker_name.Registry,
-                 creds: docker_creds.Provider, transport, action: str):
+                 creds: docker_creds.Provider, transport, action: str,
+                 extra_scopes: Sequence[str] = ()):
         if action not in ACTIONS:
             raise ValueError('Invalid action supplied to docker_http.Transport: '
                              + action)
@@ -190,7 +191,9 @@ class Transport:
         self._lock = threading.Lock()
         self._creds = docker_creds.Anonymous()
         self._bearer = False
-        self._scopes = [name.scope(action)]
+        # Extra scopes, e.g. pull on the source repository of a mount.
+        self._scopes = [name.scope(action)] + [
+            scope for scope in extra_scopes if scope != name.scope(action)]
         self._Ping()
         if self._bearer:
             self._Refresh()
@@ -207,11 +210,6 @@ class Transport:
     def base_url(self) -> str:
         return '{scheme}://{registry}'.format(
             scheme=Scheme(self._name.registry), registry=self._name.registry)
-
-    def add_scope(self, scope: str) -> None:
-        """Asks for SCOPE too on the next token refresh (e.g. mount source)."""
-        if scope not in self._scopes:
-            self._scopes.append(scope)
 
     def _Ping(self) -> None:
         url = self.base_url() + '/v2/'
@@ -326,13 +324,16 @@ class Transport:
         """
         if not method:
             method = 'GET' if body is None else 'PUT'
-        start = body.tell() if hasattr(body, 'seek') else None
+        rewindable = body is None or isinstance(body, (bytes, bytearray)) or (
+            hasattr(body, 'seekable') and body.seekable())
+        start = body.tell() if rewindable and hasattr(body, 'tell') else None
         for attempt in (0, 1):
             resp, reader = self._transport.stream(
                 url, method, body,
                 self._headers(method, body, content_type, accepted_mimes,
                               headers))
-            if resp.status == 401 and self._bearer and attempt == 0:
+            if (resp.status == 401 and self._bearer and attempt == 0
+                    and rewindable):
                 reader.close()
                 logging.info('Re-authenticating for %s', self._name)
                 self._Refresh()
