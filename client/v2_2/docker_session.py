@@ -1,0 +1,281 @@
+"""Pushing images to (and deleting them from) a registry.
+
+Blobs the registry already has are skipped (HEAD); blobs in another
+repository of the same registry are mounted; the rest stream from the image
+in one PUT after the POST, falling back to chunked PATCHes where a registry
+refuses that. The manifest goes last, once every blob is in place, so a
+failed push never leaves a tag pointing at missing blobs.
+"""
+import concurrent.futures
+import io
+import logging
+import urllib.parse
+from typing import Optional, Sequence, Tuple, Union
+
+from containerregistry.client import docker_creds
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import docker_image_list
+
+# Chunk size of PATCH uploads, unless the registry asks for more.
+DEFAULT_CHUNK_SIZE = 16 << 20
+_MAX_UPLOAD_ATTEMPTS = 3
+# Errors a chunked upload would meet again: report them, do not fall back.
+_FINAL_ERRORS = frozenset(['DIGEST_INVALID', 'SIZE_INVALID', 'UNAUTHORIZED',
+                           'DENIED', 'NAME_UNKNOWN', 'NAME_INVALID'])
+
+_Image = Union[docker_image.DockerImage, docker_image_list.DockerImageList]
+
+
+class _Chunk(io.RawIOBase):
+    """At most SIZE bytes of READER, as a file-like body for one PATCH."""
+
+    def __init__(self, reader, size: int):
+        super().__init__()
+        self._reader = reader
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[:min(len(buffer), self._left)]
+        data = self._reader.read(len(view))
+        view[:len(data)] = data
+        self._left -= len(data)
+        return len(data)
+
+
+def _extract_digest(location: str, digest: str) -> str:
+    """LOCATION with `digest=DIGEST` merged into its query."""
+    parts = urllib.parse.urlsplit(location)
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, v) for k, v in query if k != 'digest'] + [('digest', digest)]
+    return urllib.parse.urlunsplit(
+        parts._replace(query=urllib.parse.urlencode(query)))
+
+
+class Push:
+    """A push session to one repository: `with Push(...) as s: s.upload(img)`."""
+
+    def __init__(self, name: Union[docker_name.Tag, docker_name.Digest],
+                 creds: docker_creds.Provider, transport,
+                 mount: Optional[Sequence[docker_name.Repository]] = None,
+                 threads: int = 1):
+        self._name = name
+        # Mounting needs pull access to the source; other registries'
+        # repositories cannot be mounted from, so they are left out.
+        self._mount = [m for m in (mount or [])
+                       if m.registry == name.registry
+                       and m.repository != name.repository]
+        self._transport = docker_http.Transport(
+            name, creds, transport, docker_http.PUSH,
+            extra_scopes=[m.scope(docker_http.PULL) for m in self._mount])
+        self._threads = threads
+
+    def name(self) -> docker_name.Registry:
+        return self._name
+
+    def _base_url(self) -> str:
+        return self._transport.base_url()
+
+    def _get_absolute_url(self, location: str) -> str:
+        return urllib.parse.urljoin(self._base_url(), location)
+
+    def _url(self, suffix: str) -> str:
+        return '{base}/v2/{repository}/{suffix}'.format(
+            base=self._base_url(), repository=self._name.repository,
+            suffix=suffix)
+
+    def blob_exists(self, digest: str) -> bool:
+        resp, unused_content = self._transport.Request(
+            self._url('blobs/' + digest), method='HEAD',
+            accepted_codes=[200, 404])
+        return resp.status == 200
+
+    def manifest_exists(self, image: _Image) -> bool:
+        resp, unused_content = self._transport.Request(
+            self._url('manifests/' + image.digest()),
+            accepted_codes=[200, 404], accepted_mimes=[image.media_type()])
+        return resp.status == 200
+
+    def _remote_tag_digest(self, image: _Image) -> Optional[str]:
+        resp, unused_content = self._transport.Request(
+            self._url('manifests/' + self._name.tag),
+            accepted_codes=[200, 404], accepted_mimes=[image.media_type()])
+        if resp.status != 200:
+            return None
+        return resp.get('docker-content-digest')
+
+    def _blob_body(self, image: docker_image.DockerImage,
+                   digest: str) -> Tuple[object, int]:
+        """A reader over the blob and its size; the config comes as text."""
+        if digest == image.config_blob():
+            data = image.config_file().encode('utf8')
+            return io.BytesIO(data), len(data)
+        return image.blob_stream(digest), image.blob_size(digest)
+
+    def _start_upload(self, digest: str) -> Tuple[Optional[str], int]:
+        """POSTs an upload (mounting when possible).
+
+        Returns (upload location, minimum chunk size), or (None, 0) when the
+        blob was mounted and nothing is left to send.
+        """
+        url = self._url('blobs/uploads/')
+        if self._mount:
+            params = [('mount', digest)] + [
+                ('from', m.repository) for m in self._mount]
+            url += '?' + urllib.parse.urlencode(params)
+        resp, unused_content = self._transport.Request(
+            url, method='POST', body=None, accepted_codes=[201, 202])
+        if resp.status == 201:
+            logging.info('Layer %s mounted.', digest)
+            return None, 0
+        try:
+            min_chunk = int(resp.get('oci-chunk-min-length', '0'))
+        except ValueError:
+            min_chunk = 0
+        return self._get_absolute_url(resp['location']), min_chunk
+
+    def _put_whole(self, location: str, digest: str, body,
+                   size: int) -> bool:
+        """Sends the blob in the PUT that closes the upload; False if refused."""
+        resp, content = self._transport.Request(
+            _extract_digest(location, digest), method='PUT', body=body,
+            content_type='application/octet-stream',
+            headers={'content-length': str(size)})
+        if resp.status in (201, 204):
+            return True
+        codes = set(d.code for d in docker_http.V2DiagnosticException(
+            resp, content).diagnostics)
+        if (resp.status in (400, 404, 405, 411, 413, 416, 501)
+                and not codes & _FINAL_ERRORS):
+            logging.info('Registry refused a single PUT of %s (%d); '
+                         'sending chunks', digest, resp.status)
+            return False
+        raise docker_http.V2DiagnosticException(resp, content, location, 'PUT')
+
+    def _patch_chunks(self, location: str, digest: str, body, size: int,
+                      min_chunk: int) -> None:
+        chunk_size = max(DEFAULT_CHUNK_SIZE, min_chunk)
+        offset = 0
+        while offset < size or size == 0:
+            length = min(chunk_size, size - offset)
+            headers = {'content-length': str(length)}
+            if length:
+                headers['content-range'] = '%d-%d' % (offset,
+                                                      offset + length - 1)
+            resp, unused_content = self._transport.Request(
+                location, method='PATCH', body=_Chunk(body, length),
+                content_type='application/octet-stream', headers=headers,
+                accepted_codes=[202, 204])
+            offset += length
+            location = self._get_absolute_url(resp.get('location', location))
+            if size == 0:
+                break
+        self._transport.Request(
+            _extract_digest(location, digest), method='PUT', body=None,
+            accepted_codes=[201, 204])
+
+    def _upload_one(self, image: docker_image.DockerImage, digest: str) -> None:
+        if self.blob_exists(digest):
+            logging.info('Layer %s exists, skipping', digest)
+            return
+        for attempt in range(1, _MAX_UPLOAD_ATTEMPTS + 1):
+            location, min_chunk = self._start_upload(digest)
+            if location is None:
+                return
+            try:
+                body, size = self._blob_body(image, digest)
+                with body:
+                    if self._put_whole(location, digest, body, size):
+                        break
+                body, size = self._blob_body(image, digest)
+                location, min_chunk = self._start_upload(digest)
+                if location is None:
+                    return
+                with body:
+                    self._patch_chunks(location, digest, body, size, min_chunk)
+                break
+            except ConnectionError as err:
+                if attempt == _MAX_UPLOAD_ATTEMPTS:
+                    raise
+                logging.info('Upload of %s failed (%s); starting it again',
+                             digest, err)
+        logging.info('Layer %s pushed.', digest)
+
+    def _put_manifest(self, image: _Image, use_digest: bool = False) -> None:
+        if use_digest or isinstance(self._name, docker_name.Digest):
+            ref = image.digest()
+        else:
+            ref = self._name.tag
+        self._transport.Request(
+            self._url('manifests/' + ref), method='PUT',
+            body=image.manifest().encode('utf8'),
+            content_type=image.media_type(), accepted_codes=[200, 201, 202])
+
+    def _upload_blobs(self, image: docker_image.DockerImage) -> None:
+        digests = sorted(image.distributable_blob_set())
+        if self._threads <= 1:
+            for digest in digests:
+                self._upload_one(image, digest)
+            return
+        with concurrent.futures.ThreadPoolExecutor(self._threads) as pool:
+            futures = [pool.submit(self._upload_one, image, d)
+                       for d in digests]
+            try:
+                for future in concurrent.futures.as_completed(futures):
+                    future.result()
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+
+    def upload(self, image: _Image, use_digest: bool = False) -> None:
+        """Pushes IMAGE (an image or a list) under this session's name.
+
+        A list's children go first, by digest, then the list itself.
+        """
+        if self.manifest_exists(image):
+            if isinstance(self._name, docker_name.Tag):
+                if self._remote_tag_digest(image) == image.digest():
+                    logging.info('Tag points to the right manifest, '
+                                 'skipping push.')
+                    return
+                logging.info('Manifest exists, skipping blob uploads and '
+                             'pushing manifest.')
+            else:
+                logging.info('Manifest exists, skipping upload.')
+                return
+        elif isinstance(image, docker_image_list.DockerImageList):
+            for _, child in image:
+                with child:
+                    self.upload(child, use_digest=True)
+        else:
+            self._upload_blobs(image)
+        self._put_manifest(image, use_digest=use_digest)
+
+    def __enter__(self) -> 'Push':
+        return self
+
+    def __exit__(self, exception_type, unused_value, unused_traceback):
+        if exception_type:
+            logging.error('Error during upload of: %s', self._name)
+            return
+        logging.info('Finished upload of: %s', self._name)
+
+
+def Delete(name: Union[docker_name.Tag, docker_name.Digest],
+           creds: docker_creds.Provider, transport) -> None:
+    """Deletes the manifest NAME refers to."""
+    docker_transport = docker_http.Transport(name, creds, transport,
+                                             docker_http.DELETE)
+    ref = name.tag if isinstance(name, docker_name.Tag) else name.digest
+    docker_transport.Request(
+        '{base}/v2/{repository}/manifests/{ref}'.format(
+            base=docker_transport.base_url(), repository=name.repository,
+            ref=ref),
+        method='DELETE', accepted_codes=[200, 202])
