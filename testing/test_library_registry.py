@@ -1,0 +1,102 @@
+"""The library as upstream's callers use it, against the real registry.
+
+rules_docker and other callers pass a bare `httplib2.Http()` (or upstream's
+pool of retrying httplib2 transports); those must keep working, buffered,
+beside the streaming transport the tools use.
+"""
+import hashlib
+import json
+
+import httplib2
+import pytest
+
+from containerregistry.client import docker_creds
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import docker_image_list
+from containerregistry.testing import images
+from containerregistry.transport import retry
+from containerregistry.transport import transport_pool
+from containerregistry.transport import urllib3_http
+
+
+def _transports():
+    return {
+        'httplib2': httplib2.Http(),
+        'pool': transport_pool.Http(
+            retry.Factory().WithSourceTransportCallable(httplib2.Http).Build,
+            size=2),
+        'urllib3': urllib3_http.Http(),
+    }
+
+
+@pytest.fixture(scope='module')
+def pushed(registry):
+    layers = [images.make_layer(71, 3000), images.make_layer(72, 5000)]
+    return images.push_image(registry, 'lib/single:t', layers)
+
+
+@pytest.mark.parametrize('kind', ['httplib2', 'pool', 'urllib3'])
+def test_from_registry_reads_image(registry, pushed, kind):
+    transport = _transports()[kind]
+    name = docker_name.Tag(pushed.by_tag)
+    with docker_image.FromRegistry(name, docker_creds.Anonymous(),
+                                   transport) as img:
+        assert img.exists()
+        assert img.digest() == pushed.digest
+        assert img.manifest().encode() == pushed.manifest
+        assert img.config_file().encode() == pushed.config
+        assert img.fs_layers() == [l.digest for l in reversed(pushed.layers)]
+        assert img.diff_ids() == [l.diff_id for l in reversed(pushed.layers)]
+        for layer in pushed.layers:
+            assert img.blob(layer.digest) == layer.blob
+            assert img.blob_size(layer.digest) == len(layer.blob)
+            assert img.uncompressed_layer(layer.diff_id) == layer.tar
+        assert 't' in img.tags()
+
+
+def test_exists_is_false_for_unknown_tag(registry, pushed):
+    name = docker_name.Tag('%s/lib/single:nope' % registry.host)
+    with docker_image.FromRegistry(name, docker_creds.Anonymous(),
+                                   httplib2.Http()) as img:
+        assert not img.exists()
+
+
+def test_digest_name_checks_the_manifest(registry, pushed):
+    name = docker_name.Digest(pushed.by_digest)
+    with docker_image.FromRegistry(name, docker_creds.Anonymous(),
+                                   httplib2.Http()) as img:
+        assert docker_digest.SHA256(img.manifest().encode()) == pushed.digest
+
+
+def test_list_resolves_with_httplib2(registry):
+    index = images.push_index(
+        registry, 'lib/list:t', seed=5,
+        platforms=[{'os': 'linux', 'architecture': 'amd64'},
+                   {'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'}])
+    name = docker_name.Tag(index.by_tag)
+    with docker_image_list.FromRegistry(name, docker_creds.Anonymous(),
+                                        httplib2.Http()) as lst:
+        assert lst.exists()
+        assert lst.digest() == index.digest
+        platform = docker_image_list.Platform(
+            {'os': 'linux', 'architecture': 'arm64'})
+        child = lst.resolve(platform)
+        with child:
+            want = index.child(os='linux', architecture='arm64', variant='v8')
+            assert child.digest() == want.digest
+            assert json.loads(child.config_file()) == json.loads(want.config)
+
+
+def test_wrong_blob_digest_is_refused_not_returned(registry, pushed):
+    """Asking for a blob under another digest must not return its bytes."""
+    name = docker_name.Tag(pushed.by_tag)
+    with docker_image.FromRegistry(name, docker_creds.Anonymous(),
+                                   urllib3_http.Http()) as img:
+        missing = 'sha256:' + hashlib.sha256(b'absent').hexdigest()
+        with pytest.raises(docker_http.V2DiagnosticException) as err:
+            img.blob(missing)
+        assert err.value.status == 404
+        assert 'BLOB_UNKNOWN' in str(err.value)
