@@ -100,3 +100,22 @@ def test_wrong_blob_digest_is_refused_not_returned(registry, pushed):
             img.blob(missing)
         assert err.value.status == 404
         assert 'BLOB_UNKNOWN' in str(err.value)
+
+
+def test_save_uncompressed_writes_layer_tars_and_diff_ids(registry, pushed,
+                                                          tmp_path):
+    from containerregistry.client.v2_2 import save
+    name = docker_name.Tag(pushed.by_tag)
+    with docker_image_list.open_image(name, docker_creds.Anonymous(),
+                                      urllib3_http.Http()) as img:
+        config_path, layers = save.uncompressed(img, str(tmp_path / 'u'),
+                                                threads=2)
+    assert open(config_path, 'rb').read() == pushed.config
+    assert len(layers) == len(pushed.layers)
+    for (hex_path, tar_path), layer in zip(layers, pushed.layers):
+        assert open(tar_path, 'rb').read() == layer.tar
+        assert open(hex_path).read() == layer.diff_id.split(':')[1]
+    assert (tmp_path / 'u' / 'digest').read_text() == pushed.digest
+    assert sorted(p.name for p in (tmp_path / 'u').iterdir()) == [
+        '000.sha256', '000.tar', '001.sha256', '001.tar', 'config.json',
+        'digest', 'manifest.json']
