@@ -33,6 +33,7 @@ KIB = 1024
 MIB = 1024 * 1024
 LAYER_MTIME = 1577836800  # 2020-01-01T00:00:00Z, as in testing/images.py
 CHUNK = MIB
+FLOOR = os.path.join(ROOT, 'bench', 'floor_pull.py')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -298,21 +299,29 @@ class Runner:
     """Builds the two commands for one image and runs them in fresh dirs."""
 
     def __init__(self, puller_cmd: List[str], puller_env: dict,
-                 skopeo_env: dict, work: str):
+                 skopeo_env: dict, work: str, python: str):
         self.puller_cmd = puller_cmd
         self.puller_env = puller_env
         self.skopeo_env = skopeo_env
         self.work = work
+        self.python = python
 
     def run(self, tool: str, ref: str, digest: str, layers: List[str]) -> dict:
         base = tempfile.mkdtemp(prefix='run-', dir=self.work)
         out = os.path.join(base, 'out')
         stat = os.path.join(base, 'time.txt')
+        # Our own dirty pages (generated images, earlier outputs) must not be
+        # written back while the next command is timed.
+        os.sync()
         try:
             if tool == 'puller':
                 result = timed(self.puller_cmd + ['--name', ref, '--directory', out],
                                self.puller_env, stat)
                 check_puller(out, digest, layers)
+            elif tool == 'floor':
+                result = timed([self.python, FLOOR, ref, out], self.puller_env, stat)
+                if not os.path.isfile(os.path.join(out, 'manifest.json')):
+                    raise RuntimeError('floor pull wrote no manifest')
             else:
                 result = timed(['skopeo', '--insecure-policy', 'copy',
                                 '--src-tls-verify=false', 'docker://' + ref,
@@ -336,27 +345,28 @@ def summarize(runs: List[dict]) -> dict:
 
 
 def bench_shape(runner: Runner, ref: str, digest: str, layers: List[str],
-                runs: int) -> dict:
-    """One untimed warm-up each, then RUNS rounds in ABBA order."""
-    for tool in ('puller', 'skopeo'):
+                runs: int, tools: List[str]) -> dict:
+    """One untimed warm-up each, then RUNS rounds, order reversed every round."""
+    for tool in tools:
         runner.run(tool, ref, digest, layers)
-    results: Dict[str, List[dict]] = {'puller': [], 'skopeo': []}
+    results: Dict[str, List[dict]] = {t: [] for t in tools}
     for i in range(runs):
-        order = ('puller', 'skopeo') if i % 2 == 0 else ('skopeo', 'puller')
+        order = tools if i % 2 == 0 else tools[::-1]
         for tool in order:
             r = runner.run(tool, ref, digest, layers)
             r['round'] = i
             results[tool].append(r)
             print('    %-6s round %d: %7.3f s  %6.1f MiB' % (
                 tool, i, r['wall_s'], r['rss_kib'] / KIB), flush=True)
-    puller = summarize(results['puller'])
-    skopeo = summarize(results['skopeo'])
-    ratio = puller['median_s'] / skopeo['median_s']
-    # Ratio of each round's pair: shows how much of the median ratio is noise.
-    pairs = sorted(p['wall_s'] / s['wall_s']
-                   for p, s in zip(results['puller'], results['skopeo']))
-    return {'puller': puller, 'skopeo': skopeo, 'ratio': round(ratio, 3),
-            'round_ratios': [round(x, 3) for x in pairs]}
+    out = {t: summarize(results[t]) for t in tools}
+    out['ratio'] = round(out['puller']['median_s'] / out['skopeo']['median_s'], 3)
+    # Ratio within each round: shows how much of the median ratio is noise.
+    out['round_ratios'] = sorted(
+        round(p['wall_s'] / s['wall_s'], 3)
+        for p, s in zip(results['puller'], results['skopeo']))
+    if 'floor' in out:
+        out['floor_ratio'] = round(out['floor']['median_s'] / out['skopeo']['median_s'], 3)
+    return out
 
 
 def judge(name: str, result: dict) -> List[dict]:
@@ -370,9 +380,14 @@ def judge(name: str, result: dict) -> List[dict]:
 
 # PULLER SELECTION.
 
-def get_puller(args, shim: str, work: str, python: str) -> Tuple[List[str], dict, dict]:
-    """The puller command, its environment and a description for the report."""
+def get_puller(args, shim: str, work: str) -> Tuple[List[str], dict, dict]:
+    """The puller command, its environment and a description for the report.
+
+    Falling back to source mode may change `args.python` to an interpreter
+    that has the puller's dependencies installed.
+    """
     env = dict(os.environ)
+    python = args.python
     if not args.source:
         par = args.par
         built = False
@@ -396,6 +411,9 @@ def get_puller(args, shim: str, work: str, python: str) -> Tuple[List[str], dict
                      'par_sha256': sha, 'par_bytes': os.path.getsize(copy)})
     env['PYTHONPATH'] = shim + (os.pathsep + env['PYTHONPATH']
                                 if env.get('PYTHONPATH') else '')
+    if subprocess.run([python, '-c', 'import urllib3'], env=env,
+                      capture_output=True).returncode:
+        python = args.python = os.path.realpath(sys.executable)
     return ([python, '-m', 'containerregistry.tools.fast_puller'], env,
             {'mode': 'source', 'pythonpath': shim})
 
@@ -426,12 +444,17 @@ def git_head() -> str:
 def print_table(results: Dict[str, dict]) -> None:
     head = ('shape', 'blob MB', 'puller s', 'skopeo s', 'ratio',
             'puller MiB', 'skopeo MiB')
-    print('\n%-7s %8s %9s %9s %6s %11s %11s' % head)
+    floor = any('floor' in r for r in results.values())
+    line = '\n%-7s %8s %9s %9s %6s %11s %11s' % head
+    print(line + ('   floor s  ratio' if floor else ''))
     for name, r in results.items():
-        print('%-7s %8.1f %9.3f %9.3f %6.2f %11.1f %11.1f' % (
+        line = '%-7s %8.1f %9.3f %9.3f %6.2f %11.1f %11.1f' % (
             name, r['blob_bytes'] / 1e6, r['puller']['median_s'],
             r['skopeo']['median_s'], r['ratio'], r['puller']['max_rss_mib'],
-            r['skopeo']['max_rss_mib']))
+            r['skopeo']['max_rss_mib'])
+        if 'floor' in r:
+            line += ' %9.3f %6.2f' % (r['floor']['median_s'], r['floor_ratio'])
+        print(line)
     print()
     for name, r in results.items():
         for t in r['targets']:
@@ -440,6 +463,16 @@ def print_table(results: Dict[str, dict]) -> None:
             else:
                 text = 'puller peak RSS %.1f MiB <= %.0f MiB' % (t['value'], t['limit'])
             print('%-4s %-7s %s' % ('PASS' if t['pass'] else 'MISS', name, text))
+
+
+def default_python() -> str:
+    system = '/usr/bin/python3'
+    if os.access(system, os.X_OK):
+        proc = subprocess.run([system, '-c', 'import sys; print(sys.version_info >= (3, 10))'],
+                              capture_output=True, text=True)
+        if proc.stdout.strip() == 'True':
+            return system
+    return os.path.realpath(sys.executable)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -452,9 +485,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--source', action='store_true',
                    help='time `python -m containerregistry.tools.fast_puller` '
                         'from the checkout instead of a .par')
-    p.add_argument('--python', default=os.path.realpath(sys.executable),
-                   help="interpreter that runs the puller (default: this one's "
-                        'real path, not a pyenv shim)')
+    p.add_argument('--python',
+                   help='interpreter that runs the puller (default: '
+                        '/usr/bin/python3 if it is 3.10+ and a .par is timed, '
+                        'else the real path of the one running this script; '
+                        'never a pyenv shim)')
+    p.add_argument('--floor', action='store_true',
+                   help='also time bench/floor_pull.py, a minimal stdlib pull')
     p.add_argument('--gzip-level', type=int, default=6,
                    help='gzip level of generated medium/large layers (default 6)')
     p.add_argument('--json', default=os.path.join(OUT_DIR, 'pull.json'),
@@ -467,6 +504,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.runs < 1:
         p.error('--runs must be at least 1')
     args.shapes = shapes
+    if args.python is None:
+        # Source mode needs this interpreter's site-packages (urllib3, ...).
+        args.python = (os.path.realpath(sys.executable) if args.source
+                       else default_python())
     return args
 
 
@@ -481,7 +522,7 @@ def main(argv=None) -> int:
     reg = None
     skopeo_env = images.skopeo_env()
     try:
-        puller_cmd, puller_env, puller_info = get_puller(args, shim, work, args.python)
+        puller_cmd, puller_env, puller_info = get_puller(args, shim, work)
         info = {
             'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
             'git_head': git_head(),
@@ -492,12 +533,13 @@ def main(argv=None) -> int:
                            '--src-tls-verify=false', 'docker://REF', 'oci:DIR:latest'],
             'runs': args.runs,
             'order': 'one untimed warm-up each, then rounds alternating '
-                     'puller,skopeo / skopeo,puller',
+                     'puller,skopeo(,floor) and the reverse; sync before each run',
             'targets': {k: dict(v) for k, v in TARGETS.items()},
         }
         print('puller: %s (%s)' % (' '.join(puller_cmd), puller_info['mode']))
         reg = registry.start_registry()
-        runner = Runner(puller_cmd, puller_env, skopeo_env, work)
+        runner = Runner(puller_cmd, puller_env, skopeo_env, work, args.python)
+        tools = ['puller', 'skopeo'] + (['floor'] if args.floor else [])
         results: Dict[str, dict] = {}
         for name in args.shapes:
             t0 = time.perf_counter()
@@ -507,7 +549,7 @@ def main(argv=None) -> int:
                   % (name, len(layers), size / 1e6, gen_s), flush=True)
             ref = '%s/bench/%s:latest' % (reg.host, name)
             load = os.getloadavg()
-            result = bench_shape(runner, ref, digest, layers, args.runs)
+            result = bench_shape(runner, ref, digest, layers, args.runs, tools)
             result.update({'layers': len(layers), 'blob_bytes': size,
                            'manifest_digest': digest,
                            'shape': dataclasses.asdict(SHAPES[name]),
