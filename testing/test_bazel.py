@@ -82,7 +82,7 @@ import urllib3
 
 json.dump({
     'name': __name__,
-    'main_is_module': sys.modules['__main__'].__dict__ is globals(),
+    'argv0': sys.argv[0],
     'path': sys.path,
     'files': {m.__name__: m.__file__ for m in (httplib2, pyparsing, six, urllib3)},
     'versions': {d: importlib.metadata.version(d) for d in sys.argv[1:]},
@@ -188,7 +188,8 @@ def test_par_uses_only_bundled_code(par, tmp_path):
                     {MAIN_ENTRY: PROBE, MAIN_ENTRY + 'c': None})
     out = _run_probe(probe, _hostile_env(tmp_path))
     assert out['name'] == '__main__'
-    assert out['main_is_module']
+    # argv[0] names the .par (tools call themselves after it), not a .pyc.
+    assert os.path.basename(out['argv0']) == 'probe.par'
     # Started by a relative path; the archive entry is absolute (tools chdir).
     assert os.path.realpath(out['path'][0]) == os.path.realpath(probe)
     assert not [p for p in out['path'][1:] if 'packages' in p or str(tmp_path) in p]
