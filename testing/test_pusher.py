@@ -1,0 +1,679 @@
+"""pusher.par end to end: what it publishes, what it sends, how it fails.
+
+Inputs are rules_docker's: a config file, `.tar.gz` layers with bare-hex
+digest files, optionally a docker-save base tarball or a base manifest with
+foreign layers. The expected manifest is computed independently (SPEC §4.3)
+and checked against the registry, skopeo and the puller.
+"""
+import gzip
+import json
+import os
+
+import pytest
+
+from containerregistry.testing import images
+from containerregistry.testing import pars
+from containerregistry.testing import push_helpers as ph
+from containerregistry.testing import registry as reg
+from containerregistry.testing.push_helpers import tools  # noqa: F401 (fixture)
+
+
+def _tars(*seeds, size=1200):
+    return [images.make_layer(s, size + 37 * (s % 11)) for s in seeds]
+
+
+def _disk(tools, *seeds, **kw) -> ph.DiskImage:
+    return ph.write_disk_image(tools.new_dir('img'), _tars(*seeds), **kw)
+
+
+def _name(registry, repo, tag='latest'):
+    return '%s/%s:%s' % (registry.host, repo, tag)
+
+
+def _blobs(disk: ph.DiskImage):
+    return [images.sha256(disk.config)] + [l.digest for l in disk.layers]
+
+
+# Round trips.
+
+@pytest.mark.parametrize('oci', [False, True], ids=['docker', 'oci'])
+def test_round_trip(registry, repo_name, tools, tmp_path, oci):
+    disk = _disk(tools, 1, 2, 3)
+    name = _name(registry, repo_name)
+    extra = ['--oci'] if oci else []
+    proc = tools.pusher(name, *disk.args(), *extra)
+    digest = ph.published_digest(proc, name)
+    assert proc.stdout == '%s was published with digest: %s\n' % (name, digest)
+    assert proc.stderr.strip() == ''
+    assert digest == disk.digest(oci=oci)
+    assert ph.tag_digest(registry, repo_name, 'latest') == digest
+    raw = images.skopeo_inspect_raw(registry, name)
+    assert raw == disk.manifest(oci=oci)
+    assert images.skopeo_inspect_raw(registry, name, config=True) == disk.config
+    blobs = images.skopeo_dir(registry, name, str(tmp_path / 'skopeo'))
+    assert blobs == dict([(images.sha256(disk.config), disk.config)] +
+                         [(l.digest, l.blob) for l in disk.layers])
+
+
+def test_oci_media_types(registry, repo_name, tools):
+    disk = _disk(tools, 5, 6)
+    name = _name(registry, repo_name)
+    tools.push(name, *disk.args(), '--oci')
+    body, ctype = images.Client(registry).manifest(repo_name, 'latest')
+    manifest = json.loads(body)
+    assert ctype == images.OCI_MANIFEST
+    assert manifest['mediaType'] == 'application/vnd.oci.image.manifest.v1+json'
+    assert manifest['config']['mediaType'] == 'application/vnd.oci.image.config.v1+json'
+    assert [l['mediaType'] for l in manifest['layers']] == [
+        'application/vnd.oci.image.layer.v1.tar+gzip'] * 2
+
+
+@pytest.mark.parametrize('oci', [False, True], ids=['docker', 'oci'])
+def test_pull_back_with_puller(registry, repo_name, tools, pull, oci):
+    disk = _disk(tools, 10, 11, 12)
+    name = _name(registry, repo_name, 'v1')
+    tools.push(name, *disk.args(), *(['--oci'] if oci else []))
+    pull.assert_pulled(pull(name), disk.pushed(registry, repo_name, 'v1', oci=oci))
+
+
+def test_rules_docker_argv(registry, repo_name, tools, pull):
+    """container_push's launcher: `--flag=value` words, digests before layers."""
+    disk = _disk(tools, 15, 16)
+    name = _name(registry, repo_name, 'rd')
+    proc = tools.pusher(name, *disk.args(equals=True), '--stderrthreshold', 'ERROR')
+    assert ph.published_digest(proc, name) == disk.digest()
+    proc = tools.pusher(name, '--oci', *disk.args(equals=True))
+    assert ph.published_digest(proc, name) == disk.digest(oci=True)
+
+
+def test_name_given_with_equals(registry, repo_name, tools):
+    disk = _disk(tools, 17)
+    name = _name(registry, repo_name)
+    proc = pars.run_tool('pusher', '--name=' + name, *disk.args(), env=tools.env)
+    assert ph.published_digest(proc, name) == disk.digest()
+
+
+def test_zero_layers(registry, repo_name, tools):
+    disk = ph.write_disk_image(tools.new_dir('img'), [])
+    name = _name(registry, repo_name)
+    digest = tools.push(name, '--config', disk.config_path)
+    assert digest == disk.digest()
+    assert images.skopeo_inspect_raw(registry, name) == disk.manifest()
+
+
+def test_repeated_layer(registry, repo_name, tools, pull):
+    a, b = _tars(20, 21)
+    disk = ph.write_disk_image(tools.new_dir('img'), [a, b, a])
+    name = _name(registry, repo_name)
+    assert tools.push(name, *disk.args()) == disk.digest()
+    pull.assert_pulled(pull(name), disk.pushed(registry, repo_name, 'latest'))
+
+
+def test_many_layers_and_a_larger_one(registry, repo_name, tools, pull):
+    tars = _tars(*range(30, 40), size=300) + [images.make_layer(40, 700_000)]
+    disk = ph.write_disk_image(tools.new_dir('img'), tars)
+    name = _name(registry, repo_name)
+    assert tools.push(name, *disk.args()) == disk.digest()
+    pull.assert_pulled(pull(name), disk.pushed(registry, repo_name, 'latest'))
+
+
+def test_config_bytes_are_kept(registry, repo_name, tools):
+    """UTF-8 configs are pushed as given; the size is the byte length."""
+    diff_ids = [images.layer_from_tar(t).diff_id for t in _tars(45)]
+    config = json.loads(ph.config_bytes(diff_ids, {'author': 'Zoë Ünïcødé ☃'}))
+    raw = json.dumps(config, ensure_ascii=False, indent=1).encode('utf8')
+    assert len(raw) != len(raw.decode('utf8'))
+    disk = ph.write_disk_image(tools.new_dir('img'), _tars(45), config=raw)
+    name = _name(registry, repo_name)
+    assert tools.push(name, *disk.args()) == disk.digest()
+    assert images.skopeo_inspect_raw(registry, name, config=True) == raw
+
+
+def test_crlf_config_is_read_as_text(registry, repo_name, tools, pull):
+    """Configs are read in text mode (SPEC §4.3), so CRLF becomes LF."""
+    lf = ph.config_bytes([images.layer_from_tar(t).diff_id for t in _tars(46)])
+    crlf = lf.replace(b'\n', b'\r\n')
+    disk = ph.write_disk_image(tools.new_dir('img'), _tars(46), config=crlf)
+    name = _name(registry, repo_name)
+    digest = tools.push(name, *disk.args())
+    assert digest == images.sha256(ph.expected_manifest(lf, disk.layers))
+    assert images.skopeo_inspect_raw(registry, name, config=True) == lf
+
+
+# docker-save tarballs as the base.
+
+@pytest.fixture
+def base_tarball(registry, repo_name, tools):
+    """(PushedImage, path of its docker-save tarball made by skopeo)."""
+    tars = _tars(50, 51)
+    pushed = images.push_image(registry, repo_name + '-base:b', tars)
+    path = os.path.join(tools.new_dir('tarball'), 'base.tar')
+    ph.save_tarball(registry, pushed.by_tag, path, 'base/image:b')
+    return pushed, path
+
+
+def _tarball_layers(pushed):
+    """The base layers as the library recompresses them (SPEC §4.4)."""
+    out = []
+    for layer in pushed.layers:
+        blob = ph.upstream_gzip(layer.tar)
+        out.append(images.Layer(tar=layer.tar, blob=blob, digest=images.sha256(blob),
+                                diff_id=layer.diff_id, media_type=images.DOCKER_LAYER))
+    return out
+
+
+def test_tarball_only(registry, repo_name, tools, pull, base_tarball):
+    pushed, path = base_tarball
+    name = _name(registry, repo_name, 'fromtar')
+    digest = tools.push(name, '--tarball', path)
+    layers = _tarball_layers(pushed)
+    expected = ph.expected_manifest(pushed.config, layers)
+    assert digest == images.sha256(expected)
+    assert images.skopeo_inspect_raw(registry, name) == expected
+    assert images.skopeo_inspect_raw(registry, name, config=True) == pushed.config
+    image = images.PushedImage(registry=registry, repo=repo_name, tag='fromtar',
+                               digest=digest, manifest=expected,
+                               media_type=images.DOCKER_MANIFEST, config=pushed.config,
+                               config_digest=pushed.config_digest, layers=layers)
+    proc = pull(name)
+    pull.assert_pulled(proc, image)
+    for i, layer in enumerate(pushed.layers):
+        with gzip.open(os.path.join(proc.directory, '%03d.tar.gz' % i)) as f:
+            assert f.read() == layer.tar
+
+
+def test_tarball_plus_layers(registry, repo_name, tools, pull, base_tarball):
+    pushed, path = base_tarball
+    base_layers = _tarball_layers(pushed)
+    disk = _disk(tools, 52, 53, base_diff_ids=[l.diff_id for l in base_layers])
+    name = _name(registry, repo_name, 'ontop')
+    digest = tools.push(name, '--tarball', path, *disk.args())
+    base_desc = [ph.descriptor(images.DOCKER_LAYER, l.blob) for l in base_layers]
+    expected = disk.manifest(base_layers=base_desc)
+    assert digest == images.sha256(expected)
+    assert images.skopeo_inspect_raw(registry, name) == expected
+    image = images.PushedImage(registry=registry, repo=repo_name, tag='ontop',
+                               digest=digest, manifest=expected,
+                               media_type=images.DOCKER_MANIFEST, config=disk.config,
+                               config_digest=images.sha256(disk.config),
+                               layers=base_layers + disk.layers)
+    pull.assert_pulled(pull(name), image)
+
+
+def test_tarball_with_own_config_only(registry, repo_name, tools, base_tarball):
+    """--tarball with --config and no layers: the config replaces the tarball's."""
+    pushed, path = base_tarball
+    base_layers = _tarball_layers(pushed)
+    config = ph.config_bytes([l.diff_id for l in base_layers], {'author': 'me'})
+    cpath = os.path.join(tools.new_dir('cfg'), 'config.json')
+    with open(cpath, 'wb') as f:
+        f.write(config)
+    name = _name(registry, repo_name, 'cfg')
+    digest = tools.push(name, '--tarball', path, '--config', cpath)
+    expected = ph.expected_manifest(config, [], base_layers=[
+        ph.descriptor(images.DOCKER_LAYER, l.blob) for l in base_layers])
+    assert digest == images.sha256(expected)
+    assert images.skopeo_inspect_raw(registry, name, config=True) == config
+
+
+# Foreign layers from a base manifest.
+
+FOREIGN = {'mediaType': ph.DOCKER_FOREIGN, 'size': 123456,
+           'digest': 'sha256:' + 'f0' * 32,
+           'urls': ['https://example.invalid/base/layer.tar.gz']}
+
+
+def _foreign_base(tools) -> str:
+    manifest = {'schemaVersion': 2, 'mediaType': images.DOCKER_MANIFEST,
+                'config': {'mediaType': images.DOCKER_CONFIG, 'size': 10,
+                           'digest': 'sha256:' + 'c0' * 32},
+                'layers': [FOREIGN, {'mediaType': images.DOCKER_LAYER, 'size': 20,
+                                     'digest': 'sha256:' + 'd0' * 32}]}
+    path = os.path.join(tools.new_dir('base'), 'manifest.json')
+    with open(path, 'w') as f:
+        json.dump(manifest, f, indent=2)
+    return path
+
+
+@pytest.mark.parametrize('oci', [False, True], ids=['docker', 'oci'])
+def test_foreign_layers_from_manifest(registry, repo_name, tools, oci):
+    base = _foreign_base(tools)
+    disk = _disk(tools, 60, base_diff_ids=['sha256:' + 'e0' * 32])
+    name = _name(registry, repo_name)
+    mark = registry.mark()
+    extra = ['--oci'] if oci else []
+    digest = tools.push(name, '--manifest', base, *disk.args(), *extra)
+    expected = disk.manifest(oci=oci, base_layers=[FOREIGN])
+    assert digest == images.sha256(expected)
+    assert images.skopeo_inspect_raw(registry, name) == expected
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert FOREIGN['digest'] not in ' '.join(p for _, p in reqs)
+    assert sorted(ph.uploaded_digests(reqs)) == sorted(_blobs(disk))
+
+
+# What goes over the wire.
+
+def test_second_push_uploads_nothing(registry, repo_name, tools):
+    disk = _disk(tools, 70, 71)
+    name = _name(registry, repo_name)
+    first = tools.push(name, *disk.args())
+    mark = registry.mark()
+    assert tools.push(name, *disk.args()) == first
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert ph.uploads(reqs) == []
+    assert ph.manifest_puts(reqs) == []
+
+
+def test_same_image_new_tag_puts_only_manifest(registry, repo_name, tools):
+    disk = _disk(tools, 72, 73)
+    tools.push(_name(registry, repo_name, 'a'), *disk.args())
+    mark = registry.mark()
+    tools.push(_name(registry, repo_name, 'b'), *disk.args())
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert ph.uploads(reqs) == []
+    assert ph.manifest_puts(reqs) == ['/v2/%s/manifests/b' % repo_name]
+    assert ph.tag_digest(registry, repo_name, 'b') == disk.digest()
+
+
+def test_shared_layers_are_not_uploaded_again(registry, repo_name, tools):
+    base = _disk(tools, 74, 75)
+    tools.push(_name(registry, repo_name, 'base'), *base.args())
+    top = _disk(tools, 74, 75, 76)
+    mark = registry.mark()
+    tools.push(_name(registry, repo_name, 'top'), *top.args())
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert sorted(ph.uploaded_digests(reqs)) == sorted(
+        [images.sha256(top.config), top.layers[2].digest])
+    assert len([m for m, _ in ph.uploads(reqs) if m == 'POST']) == 2
+
+
+def test_first_push_uploads_every_blob_once(registry, repo_name, tools):
+    disk = _disk(tools, 77, 78, 79)
+    mark = registry.mark()
+    tools.push(_name(registry, repo_name), *disk.args())
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert sorted(ph.uploaded_digests(reqs)) == sorted(_blobs(disk))
+    assert ph.manifest_puts(reqs) == ['/v2/%s/manifests/latest' % repo_name]
+    assert reqs[-1][0] == 'PUT' and '/manifests/' in reqs[-1][1]
+    assert registry.blob_gets(mark) == []
+
+
+def test_push_replaces_tag(registry, repo_name, tools):
+    first, second = _disk(tools, 80), _disk(tools, 81)
+    name = _name(registry, repo_name)
+    tools.push(name, *first.args())
+    assert tools.push(name, *second.args()) == second.digest()
+    assert ph.tag_digest(registry, repo_name, 'latest') == second.digest()
+
+
+# Digest references.
+
+def test_digest_reference_is_refused(registry, repo_name, tools):
+    """The pusher publishes tags only (SPEC §3.2: a strict Tag name)."""
+    disk = _disk(tools, 85)
+    name = '%s/%s@%s' % (registry.host, repo_name, disk.digest())
+    mark = registry.mark()
+    proc = tools.pusher(name, *disk.args())
+    ph.one_line_failure(proc, name)
+    assert ph.tag_digest(registry, repo_name, disk.digest()) is None
+    assert ph.repo_requests(registry, mark, repo_name) == []
+
+
+# Stamping.
+
+def _stamp(tools, text: str) -> str:
+    path = os.path.join(tools.new_dir('stamp'), 'status.txt')
+    with open(path, 'w') as f:
+        f.write(text)
+    return path
+
+
+def test_stamp_substitution(registry, repo_name, tools):
+    disk = _disk(tools, 90)
+    stable = _stamp(tools, 'BUILD_USER alice\nSTABLE_REPO %s\n' % repo_name)
+    volatile = _stamp(tools, 'BUILD_TIMESTAMP 1577836800\nTAG_WITH_SPACE a b\n')
+    raw = '%s/{STABLE_REPO}:{BUILD_USER}-{BUILD_TIMESTAMP}' % registry.host
+    resolved = '%s/%s:alice-1577836800' % (registry.host, repo_name)
+    proc = tools.pusher(raw, *disk.args(), '--stamp-info-file', stable,
+                        '--stamp-info-file=' + volatile)
+    digest = ph.published_digest(proc, resolved)
+    assert '%s was resolved to %s' % (raw, resolved) in proc.stdout.splitlines()
+    assert ph.tag_digest(registry, repo_name, 'alice-1577836800') == digest
+
+
+def test_stamp_duplicate_key_last_wins(registry, repo_name, tools):
+    disk = _disk(tools, 91)
+    one = _stamp(tools, 'TAG first\n')
+    two = _stamp(tools, 'TAG second\n')
+    raw = '%s/%s:{TAG}' % (registry.host, repo_name)
+    proc = tools.pusher(raw, *disk.args(), '--stamp-info-file', one,
+                        '--stamp-info-file', two)
+    ph.published_digest(proc, _name(registry, repo_name, 'second'))
+    assert 'WARNING: Duplicate value for key "TAG": using "second"' in proc.stdout
+    assert ph.tags(registry, repo_name) == ['second']
+
+
+def test_stamp_files_without_braces(registry, repo_name, tools):
+    disk = _disk(tools, 92)
+    stamp = _stamp(tools, 'BUILD_USER alice\n')
+    name = _name(registry, repo_name)
+    proc = tools.pusher(name, *disk.args(), '--stamp-info-file', stamp)
+    ph.published_digest(proc, name)
+    assert '%s was resolved to %s' % (name, name) in proc.stdout.splitlines()
+
+
+def test_no_stamp_files_no_resolved_line(registry, repo_name, tools):
+    disk = _disk(tools, 93)
+    name = _name(registry, repo_name)
+    proc = tools.pusher(name, *disk.args())
+    ph.published_digest(proc, name)
+    assert 'was resolved to' not in proc.stdout
+
+
+def test_stamp_unknown_key(registry, repo_name, tools):
+    disk = _disk(tools, 94)
+    stamp = _stamp(tools, 'BUILD_USER alice\n')
+    raw = '%s/%s:{UNKNOWN}' % (registry.host, repo_name)
+    mark = registry.mark()
+    proc = tools.pusher(raw, *disk.args(), '--stamp-info-file', stamp)
+    ph.one_line_failure(proc, 'UNKNOWN')
+    assert ph.repo_requests(registry, mark, repo_name) == []
+    assert ph.tags(registry, repo_name) == []
+
+
+def test_stray_braces_without_stamp_files(registry, repo_name, tools):
+    disk = _disk(tools, 95)
+    mark = registry.mark()
+    proc = tools.pusher('%s/%s:{X}' % (registry.host, repo_name), *disk.args())
+    ph.one_line_failure(proc)
+    assert ph.repo_requests(registry, mark, repo_name) == []
+
+
+def test_stamp_line_without_space(registry, repo_name, tools):
+    """A line without a space is a bad stamp line: never a traceback.
+
+    SPEC §7 #17 allows tolerating it; then the name still resolves from the
+    good lines. Otherwise the pusher must fail with one line and push nothing.
+    """
+    disk = _disk(tools, 96)
+    stamp = _stamp(tools, 'BUILD_USER alice\nNOSPACEHERE\n')
+    raw = '%s/%s:{BUILD_USER}' % (registry.host, repo_name)
+    proc = tools.pusher(raw, *disk.args(), '--stamp-info-file', stamp)
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    if proc.returncode == 0:
+        ph.published_digest(proc, _name(registry, repo_name, 'alice'))
+    else:
+        ph.one_line_failure(proc, ('NOSPACEHERE', stamp))
+        assert ph.tags(registry, repo_name) == []
+
+
+def test_missing_stamp_file(registry, repo_name, tools):
+    disk = _disk(tools, 97)
+    missing = os.path.join(tools.new_dir('stamp'), 'nope.txt')
+    proc = tools.pusher(_name(registry, repo_name), *disk.args(),
+                        '--stamp-info-file', missing)
+    ph.one_line_failure(proc, missing)
+    assert ph.tags(registry, repo_name) == []
+
+
+# Flag checks (SPEC §3.2 step 2).
+
+def test_layer_without_config(registry, repo_name, tools):
+    disk = _disk(tools, 100)
+    proc = tools.pusher(_name(registry, repo_name), *disk.layer_args())
+    ph.one_line_failure(proc, 'Using --layer or --digest requires --config to be '
+                              'specified.')
+
+
+def test_digest_only_without_config(registry, repo_name, tools, base_tarball):
+    disk = _disk(tools, 101)
+    _, tarball = base_tarball
+    proc = tools.pusher(_name(registry, repo_name), '--tarball', tarball,
+                        '--digest', disk.digest_paths[0])
+    ph.one_line_failure(proc, 'Using --layer or --digest requires --config to be '
+                              'specified.')
+
+
+def test_neither_config_nor_tarball(registry, repo_name, tools):
+    proc = tools.pusher(_name(registry, repo_name))
+    ph.one_line_failure(proc, 'Either --config or --tarball must be specified.')
+
+
+def test_count_mismatch(registry, repo_name, tools):
+    disk = _disk(tools, 102, 103)
+    args = ['--config', disk.config_path, '--digest', disk.digest_paths[0],
+            '--layer', disk.layer_paths[0], '--layer', disk.layer_paths[1]]
+    proc = tools.pusher(_name(registry, repo_name), *args)
+    ph.one_line_failure(proc, '--digest and --layer must have matching lengths.')
+    assert ph.tags(registry, repo_name) == []
+
+
+def test_missing_name_is_usage_error(tools):
+    disk = _disk(tools, 104)
+    proc = pars.run_tool('pusher', *disk.args(), env=tools.env)
+    assert proc.returncode == 2
+    assert 'Traceback' not in proc.stderr
+    assert '--name' in proc.stderr
+
+
+@pytest.mark.parametrize('name', [
+    '{host}/{repo}',
+    '{host}/{repo}:bad/tag',
+    '{host}/UPPER:tag',
+])
+def test_invalid_name(registry, repo_name, tools, name):
+    disk = _disk(tools, 105)
+    name = name.format(host=registry.host, repo=repo_name)
+    proc = tools.pusher(name, *disk.args())
+    ph.one_line_failure(proc, name)
+    assert ph.tags(registry, repo_name) == []
+
+
+# Bad inputs: one line, exit 1, nothing under the tag.
+
+def _assert_failed_push(registry, repo_name, proc, *needles, old=None):
+    name = _name(registry, repo_name)
+    line = ph.one_line_failure(proc, 'Error publishing %s' % name, *needles)
+    if old is None:
+        assert ph.tags(registry, repo_name) == []
+    else:
+        assert ph.tag_digest(registry, repo_name, 'latest') == old
+    return line
+
+
+@pytest.mark.parametrize('previous', [False, True], ids=['new', 'existing'])
+def test_missing_config_file(registry, repo_name, tools, previous):
+    old = tools.push(_name(registry, repo_name), *_disk(tools, 109).args()) \
+        if previous else None
+    disk = _disk(tools, 110)
+    os.remove(disk.config_path)
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    ph.one_line_failure(proc, disk.config_path)
+    if old:
+        assert ph.tag_digest(registry, repo_name, 'latest') == old
+    else:
+        assert ph.tags(registry, repo_name) == []
+
+
+def test_unreadable_config(registry, repo_name, tools):
+    disk = _disk(tools, 111)
+    os.remove(disk.config_path)
+    os.mkdir(disk.config_path)
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    ph.one_line_failure(proc, disk.config_path)
+    assert ph.tags(registry, repo_name) == []
+
+
+def test_config_not_json(registry, repo_name, tools):
+    disk = _disk(tools, 112)
+    with open(disk.config_path, 'w') as f:
+        f.write('this is not {json')
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    _assert_failed_push(registry, repo_name, proc)
+
+
+@pytest.mark.parametrize('previous', [False, True], ids=['new', 'existing'])
+def test_missing_layer_file(registry, repo_name, tools, previous):
+    old = tools.push(_name(registry, repo_name), *_disk(tools, 113).args()) \
+        if previous else None
+    disk = _disk(tools, 114, 115)
+    os.remove(disk.layer_paths[1])
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    _assert_failed_push(registry, repo_name, proc, disk.layer_paths[1], old=old)
+
+
+def test_missing_digest_file(registry, repo_name, tools):
+    disk = _disk(tools, 116)
+    os.remove(disk.digest_paths[0])
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    ph.one_line_failure(proc, disk.digest_paths[0])
+    assert ph.tags(registry, repo_name) == []
+
+
+def test_empty_digest_file(registry, repo_name, tools):
+    disk = _disk(tools, 117)
+    open(disk.digest_paths[0], 'w').close()
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    ph.one_line_failure(proc, disk.digest_paths[0])
+    assert ph.tags(registry, repo_name) == []
+
+
+@pytest.mark.parametrize('previous', [False, True], ids=['new', 'existing'])
+def test_digest_file_does_not_match_layer(registry, repo_name, tools, previous):
+    old = tools.push(_name(registry, repo_name), *_disk(tools, 118).args()) \
+        if previous else None
+    disk = _disk(tools, 119, 120)
+    for path, layer in zip(disk.digest_paths, reversed(disk.layers)):
+        with open(path, 'w') as f:
+            f.write(layer.hex)  # the digest files are swapped
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    _assert_failed_push(registry, repo_name, proc,
+                        ('DIGEST_INVALID', 'digest', 'Digest'), old=old)
+    for layer in disk.layers:
+        assert not ph.blob_exists(registry, repo_name, layer.digest)
+
+
+def test_digest_file_with_unknown_digest(registry, repo_name, tools):
+    disk = _disk(tools, 121)
+    with open(disk.digest_paths[0], 'w') as f:
+        f.write('ab' * 32)
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    _assert_failed_push(registry, repo_name, proc, ('DIGEST_INVALID', 'digest', 'Digest'))
+    assert not ph.blob_exists(registry, repo_name, 'sha256:' + 'ab' * 32)
+
+
+def test_tarball_not_a_tar(registry, repo_name, tools):
+    path = os.path.join(tools.new_dir('bad'), 'x.tar')
+    with open(path, 'wb') as f:
+        f.write(b'definitely not a tarball' * 40)
+    proc = tools.pusher(_name(registry, repo_name), '--tarball', path)
+    ph.one_line_failure(proc, path)
+    assert ph.tags(registry, repo_name) == []
+
+
+def test_missing_tarball(registry, repo_name, tools):
+    path = os.path.join(tools.new_dir('bad'), 'missing.tar')
+    proc = tools.pusher(_name(registry, repo_name), '--tarball', path)
+    ph.one_line_failure(proc, path)
+
+
+def test_registry_down(tools):
+    disk = _disk(tools, 122)
+    name = 'localhost:%d/some/repo:tag' % reg.free_port()
+    proc = tools.pusher(name, *disk.args())
+    ph.one_line_failure(proc, 'Error publishing %s' % name, 'Connection refused')
+
+
+# Credentials.
+
+def _config_dir(tools, registry, password=None):
+    return reg.docker_config(tools.new_dir('cfg'), auths={
+        registry.host: (registry.username, password or registry.password)})
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_client_config_dir(request, kind, repo_name, tools, pull):
+    registry = request.getfixturevalue(kind + '_registry')
+    disk = _disk(tools, 130, 131)
+    name = _name(registry, repo_name)
+    cfg = _config_dir(tools, registry)
+    assert tools.push(name, *disk.args(), '--client-config-dir', cfg) == disk.digest()
+    manifest, config, blobs = ph.pull_image(registry, repo_name, 'latest')
+    assert manifest == disk.manifest() and config == disk.config
+    assert blobs == {l.digest: l.blob for l in disk.layers}
+
+
+def test_docker_config_env(basic_registry, repo_name, tools):
+    disk = _disk(tools, 132)
+    env = dict(tools.env, DOCKER_CONFIG=_config_dir(tools, basic_registry))
+    assert tools.push(_name(basic_registry, repo_name), *disk.args(),
+                      env=env) == disk.digest()
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_credential_helper(request, kind, repo_name, tools):
+    registry = request.getfixturevalue(kind + '_registry')
+    disk = _disk(tools, 133)
+    bindir = tools.new_dir('bin')
+    reg.credential_helper(bindir, 'crpush', registry.username, registry.password)
+    cfg = reg.docker_config(tools.new_dir('cfg'), cred_helpers={registry.host: 'crpush'})
+    env = dict(tools.env, PATH=bindir + os.pathsep + tools.env.get('PATH', ''))
+    name = _name(registry, repo_name)
+    assert tools.push(name, *disk.args(), '--client-config-dir', cfg,
+                      env=env) == disk.digest()
+    with open(os.path.join(bindir, 'crpush.calls')) as f:
+        assert registry.host in f.read()
+    assert ph.tag_digest(registry, repo_name, 'latest') == disk.digest()
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_no_credentials(request, kind, repo_name, tools):
+    registry = request.getfixturevalue(kind + '_registry')
+    disk = _disk(tools, 134)
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    _assert_failed_push(registry, repo_name, proc, ph.UNAUTHORIZED)
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_wrong_password(request, kind, repo_name, tools):
+    registry = request.getfixturevalue(kind + '_registry')
+    disk = _disk(tools, 135)
+    cfg = _config_dir(tools, registry, password='not-the-password')
+    proc = tools.pusher(_name(registry, repo_name), *disk.args(),
+                        '--client-config-dir', cfg)
+    line = _assert_failed_push(registry, repo_name, proc, ph.UNAUTHORIZED)
+    assert 'not-the-password' not in line
+
+
+def test_anonymous_push_to_public_repo_is_denied(token_registry, repo_name, tools):
+    """Anonymous callers may pull public/ repos, never push to them."""
+    repo = reg.PUBLIC_PREFIX + repo_name.split('/', 1)[1]
+    disk = _disk(tools, 136)
+    proc = tools.pusher(_name(token_registry, repo), *disk.args())
+    _assert_failed_push(token_registry, repo, proc, ph.UNAUTHORIZED)
+
+
+def test_credential_helper_missing(basic_registry, repo_name, tools):
+    disk = _disk(tools, 137)
+    cfg = reg.docker_config(tools.new_dir('cfg'),
+                            cred_helpers={basic_registry.host: 'nosuchhelper'})
+    proc = tools.pusher(_name(basic_registry, repo_name), *disk.args(),
+                        '--client-config-dir', cfg)
+    ph.one_line_failure(proc, 'docker-credential-nosuchhelper')
+    assert ph.tags(basic_registry, repo_name) == []
+
+
+def test_tls_registry(tls_registry, repo_name, tools):
+    disk = _disk(tools, 138)
+    name = '%s/%s:latest' % (tls_registry.tls_host, repo_name)
+    env = dict(tools.env, SSL_CERT_FILE=tls_registry.ca_path)
+    assert tools.push(name, *disk.args(), env=env) == disk.digest()
+    assert ph.tag_digest(tls_registry, repo_name, 'latest') == disk.digest()
+
+
+def test_tls_verified_by_default(tls_registry, repo_name, tools):
+    disk = _disk(tools, 139)
+    name = '%s/%s:latest' % (tls_registry.tls_host, repo_name)
+    line = ph.one_line_failure(tools.pusher(name, *disk.args()), 'Error publishing')
+    assert 'certificate' in line.lower()
+    assert ph.tags(tls_registry, repo_name) == []
