@@ -1,18 +1,38 @@
 """Compression of layers: detection, streaming inflate, upstream's gzip.
 
 Layer digests depend on compressed bytes, so the gzip written here is
-byte-for-byte what upstream wrote (see `gzip_stream`).
+byte-for-byte what upstream wrote (see `gzip_stream`): stock zlib at level
+9. Faster deflate implementations (zlib-ng, ISA-L) emit other bytes, hence
+other digests, so they are not used for writing.
+
+Layers are read as gzip or zstd (`application/vnd.oci.image.layer.v1.tar+zstd`),
+told apart by their magic bytes. zstd is inflated by the first of: the
+standard library's `compression.zstd` (Python 3.14+), the `backports.zstd`
+package (the same API for older Pythons), or the `zstd` command on PATH.
+The last is what a .par uses before 3.14: it bundles pure-Python packages
+only, and no maintained pure-Python zstd decoder exists.
 """
+import dataclasses
 import gzip
 import hashlib
+import importlib
 import io
+import shutil
 import struct
+import subprocess
+import tempfile
+import threading
 import zlib
-from typing import Any, BinaryIO, Tuple
+from typing import Any, BinaryIO, Optional, Tuple
 
 # Upstream froze gzip's clock at this instant; its layer digests depend on it.
 GZIP_MTIME = 1225856967
 _CHUNK = 1 << 20
+
+GZIP_MAGIC = b'\x1f\x8b'
+ZSTD_MAGIC = b'\x28\xb5\x2f\xfd'
+GZIP = 'gzip'
+ZSTD = 'zstd'
 
 
 def is_compressed(data: bytes) -> bool:
@@ -31,13 +51,24 @@ def gzip_header(compresslevel: int = 9) -> bytes:
             + bytes([xfl, 255]))
 
 
-def gzip_stream(reader: BinaryIO, out: BinaryIO,
-                compresslevel: int = 9) -> Tuple[str, int]:
+def codec_of(head: bytes) -> Optional[str]:
+    """`GZIP` or `ZSTD` if HEAD starts with that format's magic, else None."""
+    if head[:2] == GZIP_MAGIC:
+        return GZIP
+    if head[:4] == ZSTD_MAGIC:
+        return ZSTD
+    return None
+
+
+def gzip_stream(reader: BinaryIO, out: BinaryIO, compresslevel: int = 9,
+                input_hash: Optional[Any] = None) -> Tuple[str, int]:
     """Gzips READER into OUT exactly as upstream did; returns (digest, size).
 
     Raw deflate at COMPRESSLEVEL (wbits -15, memLevel 8, default strategy)
     after `gzip_header`, then CRC32 and ISIZE. The output does not depend
-    on how the input is chunked.
+    on how the input is chunked. INPUT_HASH (a hashlib object), if given,
+    is updated with the uncompressed bytes, which yields a layer's diff_id
+    in the same pass.
     """
     digest = hashlib.sha256()
     size = 0
@@ -60,6 +91,8 @@ def gzip_stream(reader: BinaryIO, out: BinaryIO,
             break
         crc = zlib.crc32(chunk, crc)
         length += len(chunk)
+        if input_hash is not None:
+            input_hash.update(chunk)
         emit(deflate.compress(chunk))
     emit(deflate.flush())
     emit(struct.pack('<II', crc & 0xffffffff, length & 0xffffffff))
@@ -92,21 +125,56 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
-def gunzip_if_compressed(reader) -> Tuple[Any, bool]:
-    """READER, inflated on the fly if it starts with the gzip magic.
 
-    Returns (reader, was_gzipped); closing the result closes READER.
-    """
+class CompressionError(ValueError):
+    """Compressed layer data that cannot be inflated."""
+
+
+class ZstdUnavailableError(CompressionError):
+    """A zstd layer, and nothing here that can inflate zstd."""
+
+
+def _read_head(reader, n: int) -> bytes:
     head = b''
-    while len(head) < 2:
-        more = reader.read(2 - len(head))
+    while len(head) < n:
+        more = reader.read(n - len(head))
         if not more:
             break
         head += more
+    return head
+
+
+def decompress_stream(reader) -> Tuple[Any, Optional[str]]:
+    """READER, inflated on the fly if it is gzip or zstd.
+
+    Returns (reader, codec): codec is `GZIP`, `ZSTD` or None (READER's
+    bytes as they are). Closing the result closes READER. A zstd stream
+    with no way to inflate it raises ZstdUnavailableError here; bad zstd
+    data raises CompressionError when read (bad gzip data raises what
+    `gzip.GzipFile` raises).
+    """
+    head = _read_head(reader, len(ZSTD_MAGIC))
     stream = io.BufferedReader(_Prefixed(head, reader), _CHUNK)
-    if is_compressed(head):
-        return _ClosingGzip(stream), True
-    return stream, False
+    codec = codec_of(head)
+    if codec == GZIP:
+        return _ClosingGzip(stream), codec
+    if codec == ZSTD:
+        try:
+            return _open_zstd(stream), codec
+        except BaseException:
+            stream.close()
+            raise
+    return stream, None
+
+
+def gunzip_if_compressed(reader) -> Tuple[Any, bool]:
+    """READER, inflated on the fly if it starts with the gzip or zstd magic.
+
+    Returns (reader, was_compressed); closing the result closes READER.
+    See `decompress_stream`, which also names the codec.
+    """
+    stream, codec = decompress_stream(reader)
+    return stream, codec is not None
 
 
 class _ClosingGzip(gzip.GzipFile):
@@ -121,3 +189,192 @@ class _ClosingGzip(gzip.GzipFile):
             super().close()
         finally:
             self._raw.close()
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerDigests:
+    """What one pass over a layer blob tells."""
+    digest: str  # sha256 of the blob as stored
+    size: int  # bytes of the blob as stored
+    diff_id: str  # sha256 of the tar inside
+    codec: Optional[str]  # GZIP, ZSTD or None (the blob is the tar)
+
+
+class _Hashing:
+    """Passes reads through, hashing and counting them."""
+
+    def __init__(self, reader):
+        self._reader = reader
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, amt: int = -1) -> bytes:
+        data = self._reader.read(amt)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+def digest_layer(reader) -> LayerDigests:
+    """Reads a layer blob to its end, hashing it and the tar it holds.
+
+    Inflating checks the compressed data (gzip CRC and length, zstd frame
+    checks); bad data raises as `decompress_stream` says. Closes READER.
+    """
+    raw = _Hashing(reader)
+    inner, codec = decompress_stream(raw)
+    tar_hash = hashlib.sha256()
+    with inner:
+        while True:
+            chunk = inner.read(_CHUNK)
+            if not chunk:
+                break
+            tar_hash.update(chunk)
+        while raw.read(_CHUNK):
+            pass
+    digest = 'sha256:' + raw.hash.hexdigest()
+    diff_id = 'sha256:' + tar_hash.hexdigest() if codec else digest
+    return LayerDigests(digest, raw.size, diff_id, codec)
+
+
+# zstd.
+
+ZSTD_COMMAND = 'zstd'
+_ZSTD_MODULES = ('compression.zstd', 'backports.zstd')
+
+
+def _zstd_module() -> Optional[Any]:
+    """The first zstd module of `_ZSTD_MODULES` that imports, if any."""
+    for name in _ZSTD_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, 'ZstdFile'):
+            return module
+    return None
+
+
+def zstd_support() -> Optional[str]:
+    """What would inflate zstd here: a module name, a command path or None."""
+    module = _zstd_module()
+    if module is not None:
+        return module.__name__
+    return shutil.which(ZSTD_COMMAND)
+
+
+def _open_zstd(stream):
+    module = _zstd_module()
+    if module is not None:
+        return io.BufferedReader(_ModuleZstd(stream, module), _CHUNK)
+    command = shutil.which(ZSTD_COMMAND)
+    if command is not None:
+        return io.BufferedReader(_CommandZstd(stream, command), _CHUNK)
+    raise ZstdUnavailableError(
+        'the layer is zstd-compressed; reading it needs Python 3.14 or '
+        'later, the backports.zstd package, or the zstd command on PATH')
+
+
+class _ModuleZstd(io.RawIOBase):
+    """Inflates zstd with a `compression.zstd`-like module."""
+
+    def __init__(self, raw, module):
+        super().__init__()
+        self._raw = raw
+        self._errors = (module.ZstdError, EOFError)
+        self._file = module.ZstdFile(raw, mode='rb')
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            return self._file.readinto(buffer)
+        except self._errors as e:
+            raise CompressionError('bad zstd data: %s' % e) from e
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._file.close()
+        finally:
+            self._raw.close()
+            super().close()
+
+
+class _CommandZstd(io.RawIOBase):
+    """Inflates zstd through the `zstd` command, streaming both ways.
+
+    A thread feeds the compressed stream to the command's stdin; an error
+    raised by that stream (a digest check, say) is raised to the reader at
+    the end of the data, ahead of the command's own complaint.
+    """
+
+    def __init__(self, raw, command: str):
+        super().__init__()
+        self._raw = raw
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            [command, '-d', '-c', '-q'], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self._stderr)
+        self._error: Optional[BaseException] = None
+        self._finished = False
+        self._feeder = threading.Thread(target=self._feed, daemon=True,
+                                        name='zstd-feed')
+        self._feeder.start()
+
+    def _feed(self) -> None:
+        try:
+            while True:
+                chunk = self._raw.read(_CHUNK)
+                if not chunk:
+                    break
+                self._proc.stdin.write(chunk)
+        except BrokenPipeError:
+            pass  # zstd stopped reading; its exit status says why
+        except BaseException as e:  # pylint: disable=broad-except
+            self._error = e
+        finally:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._finished:
+            return 0
+        n = self._proc.stdout.readinto1(buffer)
+        if n:
+            return n
+        self._finished = True
+        self._feeder.join()
+        status = self._proc.wait()
+        if self._error is not None:
+            raise self._error
+        if status != 0:
+            self._stderr.seek(0)
+            message = self._stderr.read().decode('utf-8', 'replace')
+            message = ' '.join(message.split()) or 'exit status %d' % status
+            raise CompressionError('bad zstd data: %s' % message)
+        return 0
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.stdout.close()
+            self._feeder.join()
+            self._proc.wait()
+            self._stderr.close()
+        finally:
+            self._raw.close()
+            super().close()
