@@ -386,11 +386,14 @@ def test_temporary_files_go_on_exit_and_image_stays_usable(
 def test_large_layer_is_never_held_in_memory(tmp_path):
     size = 32 << 20
     layer = tmp_path / 'big.tar'
+    diff_id = hashlib.sha256()
     with open(layer, 'wb') as f:  # incompressible, so the gzip is big too
         for i in range(size >> 20):
-            f.write(random.Random(i).randbytes(1 << 20))
+            chunk = random.Random(i).randbytes(1 << 20)
+            diff_id.update(chunk)
+            f.write(chunk)
     config = json.dumps({'rootfs': {'type': 'layers', 'diff_ids': [
-        'sha256:' + '0' * 64]}}).encode()
+        'sha256:' + diff_id.hexdigest()]}}).encode()
     path = str(tmp_path / 'big-image.tar')
     with tarfile.open(path, 'w') as tar:
         add_member(tar, 'c.json', config)

@@ -3,11 +3,17 @@
 The tar is indexed once (where each member's data starts, and its size);
 a compressed outer tar is first inflated, once, into a temporary file.
 Readers open their own handle on the plain tar, so threads never share a
-file position. A layer stored uncompressed is gzipped once, streaming, into
-a temporary file while its digest is taken, with upstream's fixed gzip
-settings (see `compression.gzip_stream`) so digests match upstream's; gzipped members
-pass through unchanged. Temporary files go when the image is exited; the
-image stays usable afterwards and recreates them when needed.
+file position.
+
+When the manifest is first needed, every layer is read once, several layers
+at a time on a thread pool (zlib and hashlib release the GIL, so this uses
+every core): a layer stored uncompressed (or zstd-compressed) is gzipped,
+streaming, into a temporary file with upstream's fixed gzip settings (see
+`compression.gzip_stream`), so digests match upstream's; a gzipped member
+passes through unchanged, and is inflated only to check it. Either way the
+tar inside is hashed and must equal the config's diff_id for that layer.
+Temporary files go when the image is exited; the image stays usable
+afterwards and recreates them when needed.
 """
 import bz2
 import concurrent.futures
@@ -27,8 +33,8 @@ import zlib
 from typing import Any, Dict, List, Optional, Union
 
 from containerregistry.client import docker_name
-from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 
@@ -40,6 +46,14 @@ _MAX_METADATA = 64 << 20
 
 class TarballError(ValueError):
     """A tarball that cannot be read as a docker-save image."""
+
+
+class DiffIdMismatchError(TarballError, docker_digest.DigestMismatchedError):
+    """A layer whose tar does not hash to the config's diff_id for it."""
+
+
+class _Cancelled(Exception):
+    """Another layer failed, so this one stopped early."""
 
 
 class _RangeReader(io.RawIOBase):
@@ -129,6 +143,12 @@ class _Archive:
         except tarfile.ReadError as e:
             raise TarballError('%s is not a tar archive (%s)'
                                % (tarball, e)) from e
+        # tarfile stops quietly when the file ends inside a member's data.
+        length = os.path.getsize(self.path)
+        for entry in self.entries.values():
+            if entry.offset + entry.size > length:
+                raise TarballError('%s is truncated: member %r ends past the '
+                                   'end of the file' % (tarball, entry.name))
 
     def _add(self, info: tarfile.TarInfo) -> None:
         norm = _normalize(info.name)
@@ -218,17 +238,46 @@ class _Blob:
     digest: str
     size: int
     path: Optional[str]  # the gzip we wrote; None when the member is gzip
+    diff_id: str  # sha256 of the tar inside
+
+
+class _Checked:
+    """A reader that gives up once EVENT is set (another layer failed)."""
+
+    def __init__(self, reader, event: threading.Event):
+        self._reader = reader
+        self._event = event
+
+    def read(self, amt: int = -1) -> bytes:
+        if self._event.is_set():
+            raise _Cancelled()
+        return self._reader.read(amt)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> '_Checked':
+        return self
+
+    def __exit__(self, *unused) -> None:
+        self.close()
 
 
 class FromTarball(docker_image.DockerImage):
-    """A docker-save tarball (outer tar optionally gzip/bzip2/xz)."""
+    """A docker-save tarball (outer tar optionally gzip/bzip2/xz).
+
+    THREADS bounds how many layers are compressed (or checked) at once when
+    the manifest is first built; None means one per CPU. The work is
+    CPU-bound, so more threads than CPUs are not used.
+    """
 
     def __init__(self, tarball: str,
                  name: Optional[Union[docker_name.Tag, str]] = None,
-                 compresslevel: int = 9):
+                 compresslevel: int = 9, threads: Optional[int] = None):
         self._tarball = tarball
         self._name = name
         self._compresslevel = compresslevel
+        self._threads = threads
         # _lock guards fields and is held briefly; _populate_lock serializes
         # the manifest synthesis, which waits on compressing threads.
         self._lock = threading.RLock()
@@ -238,6 +287,7 @@ class FromTarball(docker_image.DockerImage):
         self._entry: Optional[Dict[str, Any]] = None
         self._config: Optional[str] = None
         self._manifest: Optional[Dict[str, Any]] = None
+        self._populate_error: Optional[BaseException] = None
         self._blob_names: Dict[str, str] = {}
         self._sizes: Dict[str, int] = {}
         self._compressed: Dict[str, _Blob] = {}
@@ -333,103 +383,168 @@ class FromTarball(docker_image.DockerImage):
         with self._lock:
             return self._member_locks.setdefault(member, threading.Lock())
 
-    def _compress(self, member: str) -> _Blob:
-        """The blob of MEMBER: the member itself if gzipped, else our gzip."""
+    def _compress(self, member: str,
+                  cancel: Optional[threading.Event] = None) -> _Blob:
+        """The blob of MEMBER: the member itself if gzipped, else our gzip.
+
+        Either way the tar inside is hashed (its diff_id) in the same pass.
+        CANCEL, once set, makes the work stop early with _Cancelled.
+        """
         with self._member_lock(member):
             known = self._compressed.get(member)
             if known and (known.path is None or os.path.exists(known.path)):
                 return known
             archive = self._archive()
             entry = archive.lookup(member)
+
+            def open_member():
+                reader = archive.open(entry)
+                return _Checked(reader, cancel) if cancel else reader
+
             with archive.open(entry) as f:
-                head = f.read(2)
-            if docker_image.is_compressed(head):
-                digest = hashlib.sha256()
-                with archive.open(entry) as f:
-                    while True:
-                        chunk = f.read(_CHUNK)
-                        if not chunk:
-                            break
-                        digest.update(chunk)
-                blob = _Blob('sha256:' + digest.hexdigest(), entry.size, None)
-            else:
-                path = self._workdir.new_file('layer.tar.gz')
-                with archive.open(entry) as src, open(path, 'wb') as dst:
-                    found = compression.gzip_stream(src, dst, self._compresslevel)
-                blob = _Blob(found[0], found[1], path)
+                codec = compression.codec_of(f.read(len(compression.ZSTD_MAGIC)))
+            try:
+                if codec == compression.GZIP:
+                    found = compression.digest_layer(open_member())
+                    blob = _Blob(found.digest, found.size, None, found.diff_id)
+                else:
+                    blob = self._gzip_member(open_member, codec)
+            except (compression.CompressionError, gzip.BadGzipFile, EOFError,
+                    zlib.error) as e:
+                raise TarballError('%s: layer %r is not valid %s data (%s)'
+                                   % (self._tarball, member, codec, e)) from e
             if known and known.digest != blob.digest:
                 raise TarballError('%s: member %r changed while in use'
                                    % (self._tarball, member))
             self._compressed[member] = blob
             return blob
 
+    def _gzip_member(self, open_member, codec: Optional[str]) -> _Blob:
+        """Gzips the tar of a member that is plain (or zstd) into a file."""
+        path = self._workdir.new_file('layer.tar.gz')
+        tar_hash = hashlib.sha256()
+        try:
+            with open_member() as raw, open(path, 'wb') as dst:
+                if codec is None:
+                    digest, size = compression.gzip_stream(
+                        raw, dst, self._compresslevel, tar_hash)
+                else:
+                    with compression.decompress_stream(raw)[0] as src:
+                        digest, size = compression.gzip_stream(
+                            src, dst, self._compresslevel, tar_hash)
+        except BaseException:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            raise
+        return _Blob(digest, size, path, 'sha256:' + tar_hash.hexdigest())
+
     def _populate(self) -> Dict[str, Any]:
         with self._populate_lock:
             if self._manifest is not None:
                 return self._manifest
-            entry = self._load()
-            config_text = self.config_file()
-            config_bytes = config_text.encode('utf8')
+            # A failure is final: do not redo the work on the next call.
+            if self._populate_error is not None:
+                raise self._populate_error
             try:
-                diff_ids = json.loads(config_text)['rootfs']['diff_ids']
-            except (ValueError, KeyError, TypeError) as e:
-                raise TarballError('%s: the config has no rootfs.diff_ids'
-                                   % self._tarball) from e
-            layers = entry['Layers']
-            sources = entry['LayerSources']
-            if len(layers) != len(diff_ids):
-                raise TarballError(
-                    '%s: manifest.json lists %d layers but the config has %d '
-                    'diff_ids' % (self._tarball, len(layers), len(diff_ids)))
-            todo = sorted(set(m for m, d in zip(layers, diff_ids)
-                              if d not in sources))
-            self._compress_all(todo)
+                return self._synthesize()
+            except Exception as e:
+                self._populate_error = e
+                raise
 
-            descriptors = []
-            blob_names: Dict[str, str] = {}
-            sizes: Dict[str, int] = {}
-            for member, diff_id in zip(layers, diff_ids):
-                source = sources.get(diff_id)
-                if source is not None:
-                    descriptor = {'digest': source['digest'],
-                                  'mediaType': source['mediaType'],
-                                  'size': source['size']}
-                    if source.get('urls'):
-                        descriptor['urls'] = source['urls']
-                else:
-                    blob = self._compressed[member]
-                    descriptor = {'digest': blob.digest,
-                                  'mediaType': docker_http.LAYER_MIME,
-                                  'size': blob.size}
-                blob_names[descriptor['digest']] = member
-                sizes[descriptor['digest']] = descriptor['size']
-                descriptors.append(descriptor)
-            manifest = {
-                'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
-                'schemaVersion': 2,
-                'config': {
-                    'digest': docker_digest.SHA256(config_bytes),
-                    'mediaType': docker_http.CONFIG_JSON_MIME,
-                    'size': len(config_bytes),
-                },
-                'layers': descriptors,
-            }
-            with self._lock:
-                self._blob_names = blob_names
-                self._sizes = sizes
-                self._manifest = manifest
-            return manifest
+    def _synthesize(self) -> Dict[str, Any]:
+        """Builds the manifest; every own layer is compressed and checked."""
+        entry = self._load()
+        config_text = self.config_file()
+        config_bytes = config_text.encode('utf8')
+        try:
+            diff_ids = json.loads(config_text)['rootfs']['diff_ids']
+        except (ValueError, KeyError, TypeError) as e:
+            raise TarballError('%s: the config has no rootfs.diff_ids'
+                               % self._tarball) from e
+        layers = entry['Layers']
+        sources = entry['LayerSources']
+        if len(layers) != len(diff_ids):
+            raise TarballError(
+                '%s: manifest.json lists %d layers but the config has %d '
+                'diff_ids' % (self._tarball, len(layers), len(diff_ids)))
+        todo = sorted(set(m for m, d in zip(layers, diff_ids)
+                          if d not in sources))
+        self._compress_all(todo)
+        for index, (member, diff_id) in enumerate(zip(layers, diff_ids)):
+            if diff_id in sources:
+                continue
+            found = self._compressed[member].diff_id
+            if found != diff_id:
+                raise DiffIdMismatchError(
+                    '%s: layer %d (%s) does not match the config: its '
+                    'tar hashes to %s, the config says %s'
+                    % (self._tarball, index, member, found, diff_id))
+
+        descriptors = []
+        blob_names: Dict[str, str] = {}
+        sizes: Dict[str, int] = {}
+        for member, diff_id in zip(layers, diff_ids):
+            source = sources.get(diff_id)
+            if source is not None:
+                descriptor = {'digest': source['digest'],
+                              'mediaType': source['mediaType'],
+                              'size': source['size']}
+                if source.get('urls'):
+                    descriptor['urls'] = source['urls']
+            else:
+                blob = self._compressed[member]
+                descriptor = {'digest': blob.digest,
+                              'mediaType': docker_http.LAYER_MIME,
+                              'size': blob.size}
+            blob_names[descriptor['digest']] = member
+            sizes[descriptor['digest']] = descriptor['size']
+            descriptors.append(descriptor)
+        manifest = {
+            'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+            'schemaVersion': 2,
+            'config': {
+                'digest': docker_digest.SHA256(config_bytes),
+                'mediaType': docker_http.CONFIG_JSON_MIME,
+                'size': len(config_bytes),
+            },
+            'layers': descriptors,
+        }
+        with self._lock:
+            self._blob_names = blob_names
+            self._sizes = sizes
+            self._manifest = manifest
+        return manifest
 
     def _compress_all(self, members: List[str]) -> None:
-        """Compresses MEMBERS, several at once (zlib releases the GIL)."""
-        if len(members) <= 1:
+        """Compresses MEMBERS, several at once (zlib releases the GIL).
+
+        The largest go first, so that one big layer does not start last and
+        leave the other threads idle. The first failure stops the rest.
+        """
+        cpus = os.cpu_count() or 1
+        workers = min(len(members), self._threads or cpus, cpus)
+        if workers <= 1:
             for member in members:
                 self._compress(member)
             return
-        workers = min(len(members), os.cpu_count() or 1, 8)
-        with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-            for future in [pool.submit(self._compress, m) for m in members]:
-                future.result()
+        archive = self._archive()
+        members = sorted(members, key=lambda m: -archive.lookup(m).size)
+        cancel = threading.Event()
+        pool = concurrent.futures.ThreadPoolExecutor(
+            workers, thread_name_prefix='compress')
+        try:
+            futures = [pool.submit(self._compress, m, cancel) for m in members]
+            for future in concurrent.futures.as_completed(futures):
+                if future.exception() is not None:
+                    cancel.set()
+            errors = [f.exception() for f in futures if f.exception()]
+            real = [e for e in errors if not isinstance(e, _Cancelled)]
+            if real or errors:
+                raise (real or errors)[0]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def _member_for(self, digest: str) -> str:
         self._populate()
@@ -494,7 +609,7 @@ class FromTarball(docker_image.DockerImage):
         archive = self._archive()
         entry = archive.lookup(member)
         with archive.open(entry) as f:
-            if docker_image.is_compressed(f.read(2)):
+            if compression.codec_of(f.read(len(compression.ZSTD_MAGIC))):
                 return None
         return entry.size
 
