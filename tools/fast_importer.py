@@ -1,0 +1,83 @@
+"""importer.par: rewrites a docker-save tarball into the fast on-disk layout.
+
+rules_docker's container_load runs it with `--format tar` and reads back
+`config.json` and the `NNN.tar` layers. Every layer is still gzipped once,
+since `digest` and `manifest.json` name the compressed blobs; that work
+runs on several layers at once. Gzipped layers are never recompressed, and
+each layer's tar is checked against the config's diff_id before anything
+is written.
+"""
+import logging
+import os
+
+from containerregistry.tools import cli
+from containerregistry.tools import errors
+from containerregistry.tools import logging_setup
+
+USAGE = """importer.par [-h] --tarball TARBALL [--format {tar,tar.gz}] --directory
+                    DIRECTORY [--stderrthreshold STDERRTHRESHOLD]"""
+
+parser = cli.new_parser(
+    prog='importer.par',
+    description='Import images from a tarball into our faaaaaast format.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--tarball', action='store', required=True,
+    help=('The tarball containing the docker image to rewrite into our fast '
+          'on-disk format.'))
+
+parser.add_argument(
+    '--format', action='store', default='tar', choices=['tar', 'tar.gz'],
+    help='The form in which to save layers.')
+
+parser.add_argument(
+    '--directory', action='store', required=True,
+    help="Where to save the image's files.")
+
+logging_setup.DefineCommandLineArgs(parser)
+
+_THREADS = 32
+
+
+def _describe(err: BaseException) -> str:
+    from containerregistry.client.v2_2 import compression
+    from containerregistry.client.v2_2 import tarball_image
+    if isinstance(err, (tarball_image.TarballError,
+                        compression.CompressionError)):
+        return ' '.join(str(err).split())
+    return errors.describe(err)
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+
+    # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client.v2_2 import save
+    from containerregistry.client.v2_2 import tarball_image
+
+    try:
+        # A directory holding `digest` is a finished import; this one is
+        # not finished until save writes it again.
+        try:
+            os.unlink(os.path.join(args.directory, 'digest'))
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        with tarball_image.FromTarball(args.tarball,
+                                       threads=_THREADS) as image:
+            # Compress and check every layer before the directory is touched.
+            image.manifest()
+            logging.info('Importing %s (%s) into %s', args.tarball,
+                         image.digest(), args.directory)
+            if args.format == 'tar.gz':
+                save.fast(image, args.directory, threads=_THREADS)
+            else:
+                save.uncompressed(image, args.directory, threads=_THREADS)
+    except Exception as e:  # pylint: disable=broad-except
+        logging.debug('Import failed', exc_info=True)
+        cli.fatal('Error importing %s: %s', args.tarball, _describe(e))
+
+
+if __name__ == '__main__':
+    cli.run(main)
