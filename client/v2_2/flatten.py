@@ -1,0 +1,446 @@
+"""`extract`: an image's merged filesystem as one tar (what flatten.par writes).
+
+Layers are applied base first the way `umoci unpack` applies them, which
+is what a container runtime sees:
+
+- `.wh.NAME` deletes NAME and everything below it, and `.wh..wh..opq`
+  deletes everything below its directory, but only what lower layers put
+  there: entries of the same layer stay, whatever their order.
+- An entry replaces what was at its path unless both are directories, in
+  which case the directory's metadata is replaced and its contents kept.
+- Parent directories are resolved through symlinks (confined to the root,
+  like securejoin), so `lib/x` under a `lib -> usr/lib` symlink lands in
+  `usr/lib/x`; missing parents are created.
+- A hardlink shares its target's inode: it keeps the content and metadata
+  its target had when it was linked, even if the target is later deleted or
+  replaced. In the output, the first surviving path of each inode carries
+  it and the others are hardlinks to that path.
+- A hardlink to a missing path or a directory, and an entry below a
+  non-directory, make the image unusable (umoci and Docker refuse them);
+  they raise FlattenError.
+
+Upstream walked layers top first and ignored opaque whiteouts, resurrecting
+deleted files, and wrote hardlinks to paths it had dropped.
+
+Memory stays flat whatever the layer sizes: a first pass reads only tar
+headers to build the merged tree; a second pass streams each layer that
+still contributes file contents and copies those contents through. Output
+names are normalized (`usr/bin/x`, no `./` prefix, like `docker export`);
+directories, symlinks, devices and fifos come first in path order, then
+file contents layer by layer, each followed by its hardlinks.
+"""
+import collections
+import io
+import logging
+import tarfile
+import zlib
+from typing import Dict, Iterator, List, Optional, Set, Tuple
+
+from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import docker_image
+
+_WHITEOUT = '.wh.'
+_OPAQUE = '.wh..wh..opq'
+# Symlinks followed while resolving one path before giving up (as Linux).
+_MAX_LINKS = 255
+_BUFSIZE = 1 << 20
+# Implicitly created parent directories (umoci: MkdirAll 0777, umask 022).
+_IMPLICIT_DIR_MODE = 0o755
+# Pax records recomputed from the output header (or meaningless there).
+_DERIVED_PAX = frozenset(['path', 'linkpath', 'size', 'hdrcharset'])
+_NODATA_TYPES = (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE,
+                 tarfile.BLKTYPE, tarfile.FIFOTYPE)
+
+
+class FlattenError(ValueError):
+    """The layers cannot be merged into one filesystem."""
+
+
+class _Inode:
+    """A filesystem object; hardlinked paths share one."""
+    __slots__ = ('info', 'children', 'source')
+
+    def __init__(self, info: tarfile.TarInfo,
+                 source: Optional[Tuple[int, int]] = None):
+        self.info = info
+        # name -> _Inode for directories, None otherwise.
+        self.children: Optional[Dict[str, '_Inode']] = (
+            {} if info.type == tarfile.DIRTYPE else None)
+        # (layer index, member ordinal) holding a regular file's contents.
+        self.source = source
+
+    @property
+    def is_dir(self) -> bool:
+        return self.children is not None
+
+    @property
+    def is_symlink(self) -> bool:
+        return self.info.type == tarfile.SYMTYPE
+
+
+def _header(template: tarfile.TarInfo, name: str) -> tarfile.TarInfo:
+    """A fresh header for NAME with TEMPLATE's type and metadata."""
+    info = tarfile.TarInfo(name)
+    kind = template.type
+    if template.isreg():
+        kind = tarfile.REGTYPE  # also sparse and contiguous files
+    info.type = kind
+    info.mode = template.mode & 0o7777
+    info.uid, info.gid = template.uid, template.gid
+    info.uname, info.gname = template.uname, template.gname
+    info.mtime = template.mtime
+    info.linkname = template.linkname if kind == tarfile.SYMTYPE else ''
+    info.devmajor, info.devminor = template.devmajor, template.devminor
+    info.size = template.size if kind == tarfile.REGTYPE else 0
+    info.pax_headers = {
+        key: value for key, value in template.pax_headers.items()
+        if key not in _DERIVED_PAX and not key.startswith('GNU.sparse.')}
+    return info
+
+
+def _implicit_dir(mtime: float) -> _Inode:
+    info = tarfile.TarInfo('')
+    info.type = tarfile.DIRTYPE
+    info.mode = _IMPLICIT_DIR_MODE
+    info.mtime = mtime
+    return _Inode(info)
+
+
+def _clean(name: str) -> List[str]:
+    """NAME's components, relative to the root, `..` stopping at the root."""
+    parts: List[str] = []
+    for part in name.split('/'):
+        if part in ('', '.'):
+            continue
+        if part == '..':
+            if parts:
+                parts.pop()
+            continue
+        parts.append(part)
+    return parts
+
+
+def _show(parts: List[str]) -> str:
+    return '/'.join(parts) or '.'
+
+
+class _Tree:
+    """The merged filesystem as layers are applied to it."""
+
+    def __init__(self) -> None:
+        self.root = _implicit_dir(0)
+        self.root_explicit = False
+        # Paths (and their ancestors) written by the current layer.
+        self._upper: Set[Tuple[str, ...]] = set()
+
+    def start_layer(self) -> None:
+        self._upper = set()
+
+    def _resolve(self, parts: List[str]) -> List[Tuple[str, Optional[_Inode]]]:
+        """PARTS with symlinks expanded inside the root (securejoin).
+
+        Returns the resolved components with the object each names, None
+        from the first component that does not exist.
+        """
+        stack: List[Tuple[str, Optional[_Inode]]] = []
+        pending = list(parts)
+        links = 0
+        while pending:
+            part = pending.pop(0)
+            if part in ('', '.'):
+                continue
+            if part == '..':
+                if stack:
+                    stack.pop()
+                continue
+            parent = stack[-1][1] if stack else self.root
+            child = None
+            if parent is not None and parent.children is not None:
+                child = parent.children.get(part)
+            if child is not None and child.is_symlink:
+                links += 1
+                if links > _MAX_LINKS:
+                    raise FlattenError('too many levels of symbolic links '
+                                       'resolving %s' % _show(parts))
+                target = child.info.linkname
+                if target.startswith('/'):
+                    stack = []
+                pending[0:0] = target.split('/')
+                continue
+            stack.append((part, child))
+        return stack
+
+    def _make_parents(self, stack: List[Tuple[str, Optional[_Inode]]],
+                      name: str, mtime: float) -> _Inode:
+        """The directory STACK names, creating missing ones (MkdirAll)."""
+        node = self.root
+        for depth, (part, child) in enumerate(stack):
+            if child is None:
+                child = node.children.get(part)
+                if child is None:
+                    child = _implicit_dir(mtime)
+                    node.children[part] = child
+            if not child.is_dir:
+                raise FlattenError('cannot create %s: %s is not a directory' % (
+                    name, _show([p for p, _ in stack[:depth + 1]])))
+            node = child
+        return node
+
+    def _mark_upper(self, parts: List[str]) -> None:
+        for i in range(1, len(parts) + 1):
+            self._upper.add(tuple(parts[:i]))
+
+    def _whiteout(self, parts: List[str], file: str) -> None:
+        opaque = file == _OPAQUE
+        stack = self._resolve(parts)
+        parent = stack[-1][1] if stack else self.root
+        if parent is None or not parent.is_dir:
+            return
+        names = [p for p, _ in stack]
+        target = file[len(_WHITEOUT):]
+        if opaque or not target:
+            self._purge(parent, names)
+            return
+        if target not in parent.children:
+            return
+        path = tuple(names + [target])
+        if path not in self._upper:
+            del parent.children[target]
+            return
+        child = parent.children[target]
+        if child.is_dir:
+            self._purge(child, list(path))
+
+    def _purge(self, directory: _Inode, names: List[str]) -> None:
+        """Removes what is below DIRECTORY, sparing this layer's paths."""
+        todo = [(directory, tuple(names))]
+        while todo:
+            node, path = todo.pop()
+            for name in list(node.children):
+                child_path = path + (name,)
+                child = node.children[name]
+                if child_path not in self._upper:
+                    del node.children[name]
+                elif child.is_dir:
+                    todo.append((child, child_path))
+
+    def apply(self, info: tarfile.TarInfo, source: Tuple[int, int]) -> None:
+        """Applies one layer member."""
+        parts = _clean(info.name)
+        if not parts:
+            if not info.isdir():
+                raise FlattenError('an entry of type %r replaces the root '
+                                   'directory' % info.type.decode())
+            self.root.info = _header(info, '')
+            self.root_explicit = True
+            return
+        dir_parts, file = parts[:-1], parts[-1]
+        if file.startswith(_WHITEOUT):
+            self._whiteout(dir_parts, file)
+            return
+        stack = self._resolve(dir_parts)
+        parent = self._make_parents(stack, info.name, info.mtime)
+        path = [p for p, _ in stack] + [file]
+        existing = parent.children.get(file)
+        if not (info.isdir() and existing is not None and existing.is_dir):
+            parent.children.pop(file, None)
+
+        if info.isdir():
+            if existing is not None and existing.is_dir:
+                existing.info = _header(info, '')
+            else:
+                parent.children[file] = _Inode(_header(info, ''))
+        elif info.islnk():
+            parent.children[file] = self._link_target(info)
+        elif info.isreg():
+            parent.children[file] = _Inode(_header(info, ''), source)
+        elif info.type in _NODATA_TYPES:
+            parent.children[file] = _Inode(_header(info, ''))
+        else:
+            raise FlattenError('%s: unsupported tar entry type %r'
+                               % (info.name, info.type.decode(errors='replace')))
+        self._mark_upper(path)
+
+    def _link_target(self, info: tarfile.TarInfo) -> _Inode:
+        parts = _clean(info.linkname)
+        if not parts:
+            raise FlattenError('hardlink %s points to the root directory'
+                               % info.name)
+        stack = self._resolve(parts[:-1])
+        parent = stack[-1][1] if stack else self.root
+        target = None
+        if parent is not None and parent.is_dir:
+            target = parent.children.get(parts[-1])
+        if target is None:
+            raise FlattenError('hardlink %s points to %s, which does not '
+                               'exist' % (info.name, info.linkname))
+        if target.is_dir:
+            raise FlattenError('hardlink %s points to %s, a directory'
+                               % (info.name, info.linkname))
+        return target
+
+
+def _iter_tree(tree: _Tree) -> Iterator[Tuple[str, _Inode]]:
+    """(path, object) for every path, a directory before what it holds."""
+    todo: List[Tuple[str, _Inode]] = [('', tree.root)]
+    while todo:
+        path, node = todo.pop()
+        if path:
+            yield path, node
+        if node.is_dir:
+            for name in sorted(node.children, reverse=True):
+                todo.append((path + '/' + name if path else name,
+                             node.children[name]))
+
+
+# What reading a damaged or missing layer raises (CompressionError is a
+# ValueError).
+_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error)
+
+
+class _Layers:
+    """Opens the layers of an image as tar streams, base first."""
+
+    def __init__(self, image: docker_image.DockerImage):
+        self._image = image
+        try:
+            self.diff_ids = list(reversed(image.diff_ids()))
+        except ValueError as e:
+            raise FlattenError('the image config cannot be read: %s'
+                               % _reason(e)) from e
+        self._digests: Optional[List[str]] = None
+
+    def _digest(self, index: int) -> str:
+        if self._digests is None:
+            self._digests = list(reversed(self._image.fs_layers()))
+        if len(self._digests) != len(self.diff_ids):
+            return self._image._diff_id_to_digest(  # pylint: disable=protected-access
+                self.diff_ids[index])
+        return self._digests[index]
+
+    def describe(self, index: int) -> str:
+        return 'layer %d (%s)' % (index, self.diff_ids[index])
+
+    def _open(self, index: int):
+        """A reader over layer INDEX's tar; close it when done."""
+        diff_id = self.diff_ids[index]
+        opener = getattr(self._image, 'uncompressed_layer_stream', None)
+        if opener is not None:
+            stream = opener(diff_id)
+        else:
+            stream = self._image.uncompressed_blob_stream(self._digest(index))
+        stream = compression.gunzip_if_compressed(stream)[0]
+        if not hasattr(stream, 'peek'):
+            stream = io.BufferedReader(stream, _BUFSIZE)
+        return stream
+
+    def members(self, index: int) -> Iterator[Tuple[tarfile.TarFile,
+                                                    tarfile.TarInfo]]:
+        """(tar, member) for each member of layer INDEX, in order.
+
+        A member's contents can be read from the tar until the next member
+        is asked for. Read errors name the layer.
+        """
+        where = self.describe(index)
+        try:
+            stream = self._open(index)
+        except _READ_ERRORS as e:
+            raise FlattenError('%s cannot be read: %s'
+                               % (where, _reason(e))) from e
+        with stream:
+            try:
+                if not stream.peek(1):
+                    return  # an empty blob, e.g. a foreign layer
+                tar = tarfile.open(fileobj=stream, mode='r|', bufsize=_BUFSIZE,
+                                   encoding='utf-8', errors='surrogateescape')
+                while True:
+                    info = tar.next()
+                    if info is None:
+                        break
+                    # Stream mode keeps every header; we keep what we need.
+                    tar.members = []
+                    yield tar, info
+                # Reading to the end checks the gzip trailer.
+                while stream.read(_BUFSIZE):
+                    pass
+            except tarfile.TarError as e:
+                raise FlattenError('%s is not a valid tar: %s'
+                                   % (where, _reason(e))) from e
+            except _READ_ERRORS as e:
+                raise FlattenError('%s cannot be read: %s'
+                                   % (where, _reason(e))) from e
+
+
+def _reason(err: BaseException) -> str:
+    if isinstance(err, OSError) and err.strerror:
+        text = err.strerror + (': %s' % err.filename if err.filename else '')
+    else:
+        text = str(err) or type(err).__name__
+    return ' '.join(text.split())
+
+
+def extract(image: docker_image.DockerImage, tar: tarfile.TarFile) -> None:
+    """Writes IMAGE's merged filesystem into the open tarfile TAR.
+
+    TAR should be in PAX format (Python's default) so that long names,
+    extended attributes and fine timestamps survive. Raises FlattenError
+    when the layers cannot be read or merged.
+    """
+    layers = _Layers(image)
+    tree = _Tree()
+    for index in range(len(layers.diff_ids)):
+        tree.start_layer()
+        count = 0
+        for ordinal, (_, info) in enumerate(layers.members(index)):
+            try:
+                tree.apply(info, (index, ordinal))
+            except FlattenError as e:
+                raise FlattenError('%s: %s' % (layers.describe(index), e)) from e
+            count += 1
+        logging.debug('Indexed %s: %d entries', layers.describe(index), count)
+
+    # Files whose contents are still to be copied, by where the contents
+    # are, with their paths in output order.
+    pending: Dict[Tuple[int, int], Tuple[_Inode, List[str]]] = {}
+    first_path: Dict[int, str] = {}
+    if tree.root_explicit:
+        tar.addfile(_header(tree.root.info, '.'))
+    for path, node in _iter_tree(tree):
+        if node.info.isreg() and node.info.size > 0:
+            pending.setdefault(node.source, (node, []))[1].append(path)
+        elif id(node) in first_path:
+            tar.addfile(_hardlink(node.info, path, first_path[id(node)]))
+        else:
+            first_path[id(node)] = path
+            tar.addfile(_header(node.info, path))
+
+    left = collections.Counter(index for index, _ in pending)
+    for index in sorted(left):
+        for ordinal, (layer_tar, info) in enumerate(layers.members(index)):
+            found = pending.pop((index, ordinal), None)
+            if found is None:
+                continue
+            node, paths = found
+            if not info.isreg() or info.size != node.info.size:
+                raise FlattenError('%s changed while it was read'
+                                   % layers.describe(index))
+            tar.addfile(_header(node.info, paths[0]),
+                        layer_tar.extractfile(info))
+            for path in paths[1:]:
+                tar.addfile(_hardlink(node.info, path, paths[0]))
+            left[index] -= 1
+            if not left[index]:
+                break
+        logging.debug('Copied files of %s', layers.describe(index))
+    if pending:
+        raise FlattenError('layer contents changed while they were read')
+
+
+def _hardlink(template: tarfile.TarInfo, path: str,
+              target: str) -> tarfile.TarInfo:
+    """A hardlink PATH -> TARGET with TEMPLATE's metadata."""
+    info = _header(template, path)
+    info.type = tarfile.LNKTYPE
+    info.linkname = target
+    info.size = 0
+    return info
