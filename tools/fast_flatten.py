@@ -1,0 +1,184 @@
+"""flatten.par: writes an image's merged filesystem as one tar.
+
+rules_docker's container_flatten runs it on the fast layout (and an
+optional legacy base tarball) and reads back `--filesystem` (the tar) and
+`--metadata` (the image config, verbatim). Whiteouts, opaque directories
+and hardlinks are resolved as a container runtime resolves them (see
+`client.v2_2.flatten`). Outputs are written under temporary names and
+renamed once complete; a failed run leaves neither behind.
+"""
+import logging
+import os
+import tempfile
+from typing import List, Optional
+
+from containerregistry.tools import cli
+from containerregistry.tools import errors
+from containerregistry.tools import logging_setup
+
+USAGE = """flatten.par [-h] [--tarball TARBALL] [--config CONFIG]
+                   [--digest DIGEST] [--layer LAYER]
+                   [--uncompressed_layer UNCOMPRESSED_LAYER]
+                   [--diff_id DIFF_ID] [--filesystem FILESYSTEM]
+                   [--metadata METADATA] [--stderrthreshold STDERRTHRESHOLD]"""
+
+parser = cli.new_parser(
+    prog='flatten.par',
+    description='Flatten container images.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--tarball', action='store',
+    help='An optional legacy base image tarball.')
+
+parser.add_argument(
+    '--config', action='store',
+    help='The path to the file storing the image config.')
+
+parser.add_argument(
+    '--digest', action='append',
+    help='The list of layer digest filenames in order.')
+
+parser.add_argument(
+    '--layer', action='append',
+    help='The list of compressed layer filenames in order.')
+
+parser.add_argument(
+    '--uncompressed_layer', action='append',
+    help='The list of uncompressed layer filenames in order.')
+
+parser.add_argument(
+    '--diff_id', action='append',
+    help='The list of diff_ids in order.')
+
+parser.add_argument(
+    '--filesystem', action='store',
+    help='The name of where to write the filesystem tarball.')
+
+parser.add_argument(
+    '--metadata', action='store',
+    help='The name of where to write the container startup metadata.')
+
+logging_setup.DefineCommandLineArgs(parser)
+
+_ERROR = 'Error flattening image: %s'
+
+
+def _describe(err: BaseException) -> str:
+    """One line for ERR; the library's own errors speak for themselves."""
+    from containerregistry.client.v2_2 import compression
+    from containerregistry.client.v2_2 import disk_image
+    from containerregistry.client.v2_2 import flatten
+    from containerregistry.client.v2_2 import tarball_image
+    if isinstance(err, (flatten.FlattenError, disk_image.DiskImageError,
+                        tarball_image.TarballError,
+                        compression.CompressionError)):
+        return ' '.join(str(err).split())
+    return errors.describe(err)
+
+
+class _Outputs:
+    """Output files written under temporary names, renamed all at once."""
+
+    def __init__(self) -> None:
+        self._pending: List[tuple] = []
+        umask = os.umask(0)
+        os.umask(umask)
+        self._mode = 0o666 & ~umask
+
+    def create(self, path: str):
+        """A binary file to write PATH's contents to."""
+        directory, base = os.path.split(os.path.abspath(path))
+        fd, temp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp',
+                                    dir=directory)
+        self._pending.append((temp, path))
+        os.fchmod(fd, self._mode)
+        return os.fdopen(fd, 'wb')
+
+    def commit(self) -> None:
+        for temp, path in self._pending:
+            os.replace(temp, path)
+        self._pending = []
+
+    def discard(self) -> None:
+        for temp, _ in self._pending:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+        self._pending = []
+
+
+def _pairs(what: str, names: Optional[List[str]], other: str,
+           contents: Optional[List[str]]) -> List[tuple]:
+    names, contents = names or [], contents or []
+    if len(names) != len(contents):
+        cli.fatal(_ERROR, 'got %d --%s and %d --%s flags; they pair up in '
+                  'order' % (len(names), what, len(contents), other))
+    return list(zip(names, contents))
+
+
+def _read_config(path: str) -> bytes:
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+
+    layers = _pairs('digest', args.digest, 'layer', args.layer)
+    uncompressed = _pairs('diff_id', args.diff_id, 'uncompressed_layer',
+                          args.uncompressed_layer)
+    if not args.config and not args.tarball:
+        cli.fatal(_ERROR, 'either --config or --tarball must be specified')
+    if not args.filesystem and not args.metadata:
+        cli.fatal(_ERROR, 'nothing to write: give --filesystem and/or '
+                  '--metadata')
+
+    # Imported here so that --help and argument errors stay quick.
+    import tarfile
+    from containerregistry.client.v2_2 import disk_image
+    from containerregistry.client.v2_2 import flatten
+    from containerregistry.client.v2_2 import tarball_image
+
+    outputs = _Outputs()
+    try:
+        if args.config:
+            config = _read_config(args.config)
+            try:
+                config_text = config.decode('utf-8')
+            except UnicodeDecodeError as e:
+                raise disk_image.DiskImageError(
+                    'the config %s is not UTF-8 text (%s)'
+                    % (args.config, e)) from e
+        else:
+            with tarball_image.FromTarball(args.tarball) as base:
+                config_text = base.config_file()
+            config = config_text.encode('utf-8')
+        with disk_image.FromDisk(config_text, layers,
+                                 uncompressed_layers=uncompressed,
+                                 legacy_base=args.tarball) as image:
+            if args.filesystem:
+                with outputs.create(args.filesystem) as f:
+                    with tarfile.open(fileobj=f, mode='w',
+                                      format=tarfile.PAX_FORMAT,
+                                      encoding='utf-8') as tar:
+                        flatten.extract(image, tar)
+            count = len(image.diff_ids())
+        if args.metadata:
+            with outputs.create(args.metadata) as f:
+                f.write(config)
+        outputs.commit()
+        logging.info('Flattened %d layers into %s', count,
+                     args.filesystem or args.metadata)
+    except Exception as e:  # pylint: disable=broad-except
+        outputs.discard()
+        logging.debug('Flatten failed', exc_info=True)
+        cli.fatal(_ERROR, _describe(e))
+    finally:
+        outputs.discard()
+
+
+if __name__ == '__main__':
+    cli.run(main)
