@@ -20,6 +20,7 @@ import pytest
 
 from containerregistry.testing import images
 from containerregistry.testing import pars
+from containerregistry.testing import registry as reg
 
 DOCKER_FOREIGN = 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'
 OCI_NONDISTRIBUTABLE_GZIP = (
@@ -175,6 +176,31 @@ def write_disk_image(directory: str, tars: Sequence[bytes],
         f.write(config)
     return DiskImage(directory, config_path, config, layers, digest_paths,
                      layer_paths)
+
+
+class ForeignLayerRegistry(reg.Registry):
+    """A registry that accepts manifests naming foreign (URL) layers.
+
+    distribution refuses any manifest with layer URLs unless its
+    `validation.manifests.urls.allow` list is set.
+    """
+
+    def __init__(self):
+        super().__init__(auth=None, tls=False)
+
+    def _write_config(self) -> None:
+        super()._write_config()
+        with open(self.config_path, 'a') as f:
+            f.write('validation:\n  manifests:\n    urls:\n      allow:\n'
+                    "        - '^https?://'\n")
+
+
+@pytest.fixture(scope='session')
+def foreign_registry():
+    """An anonymous registry that takes foreign layers with http(s) URLs."""
+    r = ForeignLayerRegistry().start()
+    yield r
+    r.stop()
 
 
 # Running the tools.

@@ -12,6 +12,7 @@ import pytest
 from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import push_helpers as ph
+from containerregistry.testing.push_helpers import foreign_registry  # noqa: F401 (fixture)
 from containerregistry.testing.push_helpers import tools  # noqa: F401 (fixture)
 
 FOREIGN = {'mediaType': ph.DOCKER_FOREIGN, 'size': 4242,
@@ -129,7 +130,8 @@ def test_container_push_digest_action_argv(tools, oci):
 
 
 @pytest.mark.parametrize('oci', [False, True], ids=['docker', 'oci'])
-def test_foreign_layers_equal_pusher(registry, repo_name, tools, oci):
+def test_foreign_layers_equal_pusher(foreign_registry, repo_name, tools, oci):
+    registry = foreign_registry
     disk = _disk(tools, 19, base_diff_ids=['sha256:' + 'e1' * 32])
     manifest = _foreign_manifest(tools)
     extra = ['--manifest', manifest] + (['--oci'] if oci else [])

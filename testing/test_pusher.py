@@ -15,6 +15,7 @@ from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import push_helpers as ph
 from containerregistry.testing import registry as reg
+from containerregistry.testing.push_helpers import foreign_registry  # noqa: F401 (fixture)
 from containerregistry.testing.push_helpers import tools  # noqa: F401 (fixture)
 
 
@@ -236,7 +237,8 @@ def _foreign_base(tools) -> str:
 
 
 @pytest.mark.parametrize('oci', [False, True], ids=['docker', 'oci'])
-def test_foreign_layers_from_manifest(registry, repo_name, tools, oci):
+def test_foreign_layers_from_manifest(foreign_registry, repo_name, tools, oci):
+    registry = foreign_registry
     base = _foreign_base(tools)
     disk = _disk(tools, 60, base_diff_ids=['sha256:' + 'e0' * 32])
     name = _name(registry, repo_name)
@@ -315,8 +317,8 @@ def test_digest_reference_is_refused(registry, repo_name, tools):
     mark = registry.mark()
     proc = tools.pusher(name, *disk.args())
     ph.one_line_failure(proc, name)
-    assert ph.tag_digest(registry, repo_name, disk.digest()) is None
     assert ph.repo_requests(registry, mark, repo_name) == []
+    assert ph.tag_digest(registry, repo_name, disk.digest()) is None
 
 
 # Stamping.
