@@ -5,6 +5,7 @@ digest files, optionally a docker-save base tarball or a base manifest with
 foreign layers. The expected manifest is computed independently (SPEC §4.3)
 and checked against the registry, skopeo and the puller.
 """
+import base64
 import gzip
 import json
 import os
@@ -679,3 +680,18 @@ def test_tls_verified_by_default(tls_registry, repo_name, tools):
     line = ph.one_line_failure(tools.pusher(name, *disk.args()), 'Error publishing')
     assert 'certificate' in line.lower()
     assert ph.tags(tls_registry, repo_name) == []
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_password_not_logged(request, kind, repo_name, tools):
+    registry = request.getfixturevalue(kind + '_registry')
+    disk = _disk(tools, 140)
+    cfg = _config_dir(tools, registry)
+    name = _name(registry, repo_name)
+    proc = tools.pusher(name, *disk.args(), '--client-config-dir', cfg,
+                        '--stderrthreshold', 'DEBUG')
+    assert ph.published_digest(proc, name) == disk.digest()
+    assert proc.stderr.strip(), 'expected debug output'
+    basic = base64.b64encode(('%s:%s' % registry.creds).encode()).decode()
+    for secret in (registry.password, basic):
+        assert secret not in proc.stderr and secret not in proc.stdout
