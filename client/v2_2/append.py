@@ -1,0 +1,255 @@
+"""Appending one layer (and config changes) to an existing image.
+
+`Layer(base, tar_gz)` is the base image plus a gzipped tarball on top, with
+a config derived through `metadata.Override` exactly as upstream derived it.
+The layer may be given as bytes (upstream's interface) or as the path of a
+file, which is then streamed and never held in memory. Base blobs are read
+only if a caller asks for them: a push that mounts or skips them never
+touches the base.
+
+Fixes over upstream: the config descriptor's `size` follows the new config
+(upstream kept the base's), and an image without a layer (`tar_gz=None`,
+a history-only entry) serves its blobs instead of crashing. A tarball that
+is not gzipped is gzipped first (upstream's deterministic settings).
+"""
+import gzip
+import hashlib
+import io
+import json
+import os
+import tempfile
+import weakref
+import zlib
+from typing import BinaryIO, Optional, Union
+
+from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import docker_image
+from containerregistry.transform.v2_2 import metadata
+
+_CHUNK = 1 << 20
+_EMPTY_LAYER_HEX = hashlib.sha256(b'').hexdigest()
+
+TarGz = Union[bytes, bytearray, memoryview, str, 'os.PathLike[str]', None]
+
+
+class LayerError(ValueError):
+    """The layer to append cannot be read as a (gzipped) tarball."""
+
+
+class _HashingReader:
+    """Passes reads through, hashing and counting the bytes."""
+
+    def __init__(self, reader: BinaryIO):
+        self._reader = reader
+        self.hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, amt: int = -1) -> bytes:
+        data = self._reader.read(amt)
+        self.hash.update(data)
+        self.size += len(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return 'sha256:' + self.hash.hexdigest()
+
+
+def _describe(reader: BinaryIO, with_diff_id: bool, what: str):
+    """(blob digest, blob size, diff_id or None) of gzipped READER."""
+    hashing = _HashingReader(reader)
+    diff_id = None
+    if with_diff_id:
+        tar_hash = hashlib.sha256()
+        try:
+            with gzip.GzipFile(fileobj=hashing, mode='rb') as inflated:
+                while True:
+                    chunk = inflated.read(_CHUNK)
+                    if not chunk:
+                        break
+                    tar_hash.update(chunk)
+        except (OSError, EOFError, zlib.error) as e:
+            raise LayerError('%s is not a valid gzip file: %s' % (what, e)) from e
+        diff_id = 'sha256:' + tar_hash.hexdigest()
+    hashing.drain()
+    return hashing.digest, hashing.size, diff_id
+
+
+def _head(reader: BinaryIO) -> bytes:
+    head = b''
+    while len(head) < 2:
+        more = reader.read(2 - len(head))
+        if not more:
+            break
+        head += more
+    return head
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class Layer(docker_image.DockerImage):
+    """BASE with one more layer on top (or only a new history entry).
+
+    Args:
+      base: the DockerImage to extend (entered by the caller).
+      tar_gz: the layer: gzipped tarball bytes, the path of a tarball file
+        (gzipped or not), or None/empty for a history-only entry.
+      diff_id: 'sha256:<hex>' of the uncompressed tarball, if known;
+        otherwise it is computed (a single streaming pass).
+      overrides: metadata.Overrides for the new config. As upstream,
+        `created_by` is always this client's user agent and `layers` is the
+        new layer.
+    """
+
+    def __init__(self, base: docker_image.DockerImage, tar_gz: TarGz,
+                 diff_id: Optional[str] = None,
+                 overrides: Optional[metadata.Overrides] = None):
+        self._base = base
+        self._blob_bytes: Optional[bytes] = None
+        self._blob_path: Optional[str] = None
+        self._blob_sum: Optional[str] = None
+        self._blob_size = 0
+        self._cleanup = None
+
+        manifest = json.loads(self._base.manifest())
+        config = json.loads(self._base.config_file())
+
+        overrides = overrides or metadata.Overrides()
+        overrides = overrides.Override(created_by=docker_name.USER_AGENT)
+
+        if tar_gz:
+            diff_id = self._load(tar_gz, diff_id)
+            if manifest.get('mediaType') == docker_http.OCI_MANIFEST_MIME:
+                media_type = docker_http.OCI_GZIP_LAYER_MIME
+            else:
+                media_type = docker_http.LAYER_MIME
+            manifest['layers'].append({
+                'digest': self._blob_sum,
+                'mediaType': media_type,
+                'size': self._blob_size,
+            })
+            overrides = overrides.Override(
+                layers=[diff_id[len('sha256:'):]])
+        else:
+            # No filesystem change: a history entry marked empty_layer.
+            overrides = overrides.Override(layers=[_EMPTY_LAYER_HEX])
+
+        self._config_file = json.dumps(metadata.Override(config, overrides),
+                                       sort_keys=True)
+        config_bytes = self._config_file.encode('utf8')
+        self._config_digest = docker_digest.SHA256(config_bytes)
+        manifest['config']['digest'] = self._config_digest
+        manifest['config']['size'] = len(config_bytes)
+        self._manifest = json.dumps(manifest, sort_keys=True)
+
+    def _load(self, tar_gz: TarGz, diff_id: Optional[str]) -> str:
+        """Describes the layer (gzipping it if needed); returns its diff_id."""
+        if diff_id and not diff_id.startswith('sha256:'):
+            diff_id = 'sha256:' + diff_id
+        if isinstance(tar_gz, (bytes, bytearray, memoryview)):
+            data = bytes(tar_gz)
+            if not compression.is_compressed(data):
+                if not diff_id:
+                    diff_id = docker_digest.SHA256(data)
+                out = io.BytesIO()
+                compression.gzip_stream(io.BytesIO(data), out)
+                data = out.getvalue()
+            self._blob_bytes = data
+            self._blob_sum, self._blob_size, computed = _describe(
+                io.BytesIO(data), not diff_id, 'the layer')
+            return diff_id or computed
+
+        path = os.fspath(tar_gz)
+        try:
+            with open(path, 'rb') as f:
+                gzipped = compression.is_compressed(_head(f))
+                f.seek(0)
+                if gzipped:
+                    self._blob_path = path
+                    self._blob_sum, self._blob_size, computed = _describe(
+                        f, not diff_id, path)
+                    return diff_id or computed
+                return self._gzip_to_temp(f, diff_id)
+        except OSError as e:
+            raise LayerError('cannot read layer %s: %s'
+                             % (path, e.strerror or e)) from e
+
+    def _gzip_to_temp(self, reader: BinaryIO, diff_id: Optional[str]) -> str:
+        """Gzips the plain tar READER into a temp file, removed on exit."""
+        fd, temp = tempfile.mkstemp(prefix='cr-append-', suffix='.tar.gz')
+        self._cleanup = weakref.finalize(self, _remove, temp)
+        hashing = _HashingReader(reader)
+        with os.fdopen(fd, 'wb') as out:
+            self._blob_sum, self._blob_size = compression.gzip_stream(
+                hashing, out)
+        self._blob_path = temp
+        return diff_id or hashing.digest
+
+    def _own(self, digest: str) -> bool:
+        return self._blob_sum is not None and digest == self._blob_sum
+
+    def manifest(self) -> str:
+        return self._manifest
+
+    def config_file(self) -> str:
+        return self._config_file
+
+    def config_blob(self) -> str:
+        return self._config_digest
+
+    def blob_size(self, digest: str) -> int:
+        if self._own(digest):
+            return self._blob_size
+        if digest == self._config_digest:
+            return len(self._config_file.encode('utf8'))
+        return self._base.blob_size(digest)
+
+    def blob(self, digest: str) -> bytes:
+        if self._own(digest) or digest == self._config_digest:
+            with self.blob_stream(digest) as f:
+                return f.read()
+        return self._base.blob(digest)
+
+    def blob_stream(self, digest: str):
+        if self._own(digest):
+            if self._blob_bytes is not None:
+                return io.BytesIO(self._blob_bytes)
+            return open(self._blob_path, 'rb')  # pylint: disable=consider-using-with
+        if digest == self._config_digest:
+            return io.BytesIO(self._config_file.encode('utf8'))
+        return self._base.blob_stream(digest)
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        if self._own(digest):
+            with self.uncompressed_blob_stream(digest) as f:
+                return f.read()
+        return self._base.uncompressed_blob(digest)
+
+    def uncompressed_blob_stream(self, digest: str):
+        if self._own(digest):
+            return super().uncompressed_blob_stream(digest)
+        return self._base.uncompressed_blob_stream(digest)
+
+    def __enter__(self) -> 'Layer':
+        return self
+
+    def __exit__(self, unused_type, unused_value, unused_traceback):
+        """Removes the gzipped copy of a plain tarball, if one was made."""
+        if self._cleanup is not None:
+            self._cleanup()
+
+    def __str__(self) -> str:
+        return '<append.Layer %s on %s>' % (self._blob_sum or 'empty',
+                                           self._base)
