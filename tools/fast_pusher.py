@@ -1,0 +1,290 @@
+"""pusher.par: pushes an image given as files (rules_docker's container_push).
+
+The image is a config file plus `.tar.gz` layers with their digest files,
+optionally on top of a docker-save tarball (`--tarball`) or of a base
+manifest's foreign layers (`--manifest`). Local inputs are all checked
+before the first request. Blobs the registry has are skipped, the rest
+stream from disk, and the manifest goes last, so a failed push never moves
+the tag. On success the only stdout line (besides stamping messages) is
+`<name> was published with digest: sha256:<hex>`.
+
+The input handling is shared with digester.par, which must report the
+digest this tool publishes for the same inputs.
+"""
+import argparse
+import json
+import logging
+import os
+from typing import Dict, List, Optional, Sequence
+
+from containerregistry.tools import cli
+from containerregistry.tools import errors
+from containerregistry.tools import logging_setup
+
+USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
+                   [--manifest MANIFEST] [--digest DIGEST] [--layer LAYER]
+                   [--stamp-info-file STAMP_INFO_FILE] [--oci]
+                   [--client-config-dir CLIENT_CONFIG_DIR]
+                   [--stderrthreshold STDERRTHRESHOLD]"""
+
+parser = cli.new_parser(
+    prog='pusher.par',
+    description='Push images to a Docker Registry, faaaaaast.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--name', action='store', required=True,
+    help='The name of the docker image to push.')
+
+# The name of this flag was chosen for compatibility with docker_pusher.
+parser.add_argument(
+    '--tarball', action='store',
+    help='An optional legacy base image tarball.')
+
+parser.add_argument(
+    '--config', action='store',
+    help='The path to the file storing the image config.')
+
+parser.add_argument(
+    '--manifest', action='store', required=False,
+    help='The path to the file storing the image manifest.')
+
+parser.add_argument(
+    '--digest', action='append',
+    help='The list of layer digest filenames in order.')
+
+parser.add_argument(
+    '--layer', action='append',
+    help='The list of layer filenames in order.')
+
+parser.add_argument(
+    '--stamp-info-file', action='append', required=False,
+    help=('A list of files from which to read substitutions to make in the '
+          'provided --name, e.g. {BUILD_USER}'))
+
+parser.add_argument(
+    '--oci', action='store_true',
+    help='Push the image with an OCI Manifest.')
+
+parser.add_argument(
+    '--client-config-dir', action='store',
+    help=('The path to the directory where the client configuration files '
+          'are located. Overiddes the value from DOCKER_CONFIG'))
+
+logging_setup.DefineCommandLineArgs(parser)
+
+_THREADS = 8
+
+
+class StampError(ValueError):
+    """The stamp values cannot be substituted into the name."""
+
+
+def _read_stamp_values(files: Sequence[str]) -> Dict[str, str]:
+    """KEY -> VALUE from Bazel status files (`KEY VALUE` lines).
+
+    The value is everything after the first space. Blank lines are skipped
+    and a line that is only a key gives an empty value, as Bazel reads its
+    own status lines (upstream crashed on both). A repeated key warns on
+    stdout, as upstream did, and the last value wins.
+    """
+    values: Dict[str, str] = {}
+    for path in files:
+        with open(path, 'r', encoding='utf8') as info:
+            for line in info:
+                line = line.rstrip('\r\n')
+                if not line.strip():
+                    continue
+                key, _, value = line.partition(' ')
+                if key in values:
+                    print('WARNING: Duplicate value for key "%s": '
+                          'using "%s"' % (key, value), flush=True)
+                values[key] = value
+    return values
+
+
+def Tag(name: str, files: Optional[Sequence[str]]):
+    """NAME with `{KEY}` stamp references filled in from FILES, as a Tag.
+
+    Prints `<name> was resolved to <result>` on stdout when FILES are given
+    (upstream's message). Raises StampError for a reference no file
+    defines or for stray braces, OSError for an unreadable file and
+    docker_name.BadNameException for an invalid result.
+    """
+    from containerregistry.client import docker_name
+
+    values = _read_stamp_values(files or [])
+    try:
+        formatted = name.format(**values)
+    except KeyError as e:
+        if files:
+            raise StampError('no value for {%s} in the stamp info files %s'
+                             % (e.args[0], ', '.join(files))) from None
+        raise StampError('{%s} needs a value from --stamp-info-file'
+                         % e.args[0]) from None
+    except (ValueError, IndexError, AttributeError) as e:
+        raise StampError('cannot substitute stamp values into the name '
+                         '(use {KEY} references only): %s' % e) from None
+    if files:
+        print('{name} was resolved to {fname}'.format(
+            name=name, fname=formatted), flush=True)
+    return docker_name.Tag(formatted)
+
+
+def flag_error(args: argparse.Namespace) -> Optional[str]:
+    """Upstream's message for an invalid combination of image flags."""
+    if not args.config and (args.layer or args.digest):
+        return 'Using --layer or --digest requires --config to be specified.'
+    if not args.config and not args.tarball:
+        return 'Either --config or --tarball must be specified.'
+    if len(args.digest or []) != len(args.layer or []):
+        return '--digest and --layer must have matching lengths.'
+    return None
+
+
+class InputError(ValueError):
+    """An input file is missing, unreadable or malformed."""
+
+
+def _read_text(path: str, what: str) -> str:
+    """The text of PATH; text mode, as upstream read it (CRLF becomes LF)."""
+    try:
+        with open(path, 'r', encoding='utf8') as f:
+            return f.read()
+    except UnicodeDecodeError as e:
+        raise InputError('%s file %s is not UTF-8 text (%s)'
+                         % (what, path, e.reason)) from e
+    except OSError as e:
+        raise InputError('cannot read %s file %s: %s'
+                         % (what, path, e.strerror or e)) from e
+
+
+def _check_readable(path: str, what: str) -> None:
+    if not os.path.exists(path):
+        raise InputError('%s file %s does not exist' % (what, path))
+    if not os.path.isfile(path):
+        raise InputError('%s file %s is not a regular file' % (what, path))
+    if not os.access(path, os.R_OK):
+        raise InputError('cannot read %s file %s: permission denied'
+                         % (what, path))
+
+
+def open_image(args: argparse.Namespace):
+    """The image the pusher and digester flags describe (a FromDisk).
+
+    Everything local is checked here, cheaply: files exist and are
+    readable, the config is a JSON object, the digest files hold hex and
+    the tarball is a docker-save tarball. Layers are not hashed: a digest
+    file that does not match its layer is refused by the registry (and the
+    manifest, which goes last, is then never written).
+    """
+    from containerregistry.client.v2_2 import disk_image
+    from containerregistry.client.v2_2 import tarball_image
+
+    digests: List[str] = args.digest or []
+    layers: List[str] = args.layer or []
+    if args.tarball:
+        _check_readable(args.tarball, 'tarball')
+    if args.config:
+        config = _read_text(args.config, 'config')
+    else:
+        logging.info('Reading config from tarball %r', args.tarball)
+        with tarball_image.FromTarball(args.tarball) as base:
+            config = base.config_file()
+    try:
+        parsed = json.loads(config)
+    except ValueError as e:
+        raise InputError('config %s is not valid JSON: %s'
+                         % (args.config or 'of ' + args.tarball, e)) from e
+    if not isinstance(parsed, dict):
+        raise InputError('config %s is not a JSON object'
+                         % (args.config or 'of ' + args.tarball))
+    manifest = _read_text(args.manifest, 'manifest') if args.manifest else None
+    for path in digests:
+        _check_readable(path, 'digest')
+    for path in layers:
+        _check_readable(path, 'layer')
+    image = disk_image.FromDisk(config, list(zip(digests, layers)),
+                                legacy_base=args.tarball,
+                                foreign_layers_manifest=manifest)
+    try:
+        # Synthesizing the manifest reads every remaining input (sizes,
+        # the tarball's layers): any problem shows up now, offline.
+        image.manifest()
+    except BaseException:
+        image.__exit__(None, None, None)
+        raise
+    return image
+
+
+def describe(err: BaseException) -> str:
+    """One line for ERR: input errors speak for themselves, others as usual."""
+    from containerregistry.client.v2_2 import disk_image
+    from containerregistry.client.v2_2 import tarball_image
+
+    if isinstance(err, (StampError, InputError, disk_image.DiskImageError,
+                        tarball_image.TarballError)):
+        return ' '.join(str(err).split())
+    return errors.describe(err)
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+
+    # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client import docker_creds
+    from containerregistry.client.v2_2 import docker_session
+    from containerregistry.client.v2_2 import oci_compat
+    from containerregistry.transport import urllib3_http
+
+    # Push by digest is possible in the library, but a digest cannot be
+    # known before the push: the pusher publishes tags.
+    try:
+        name = Tag(args.name, args.stamp_info_file)
+    except Exception as e:  # pylint: disable=broad-except
+        cli.fatal('Error publishing %s: %s', args.name, describe(e))
+
+    message = flag_error(args)
+    if message:
+        cli.fatal(message)
+
+    try:
+        image = open_image(args)
+    except Exception as e:  # pylint: disable=broad-except
+        logging.debug('Reading the image failed', exc_info=True)
+        cli.fatal('Error publishing %s: %s', name, describe(e))
+
+    with image:
+        if args.client_config_dir is not None:
+            try:
+                docker_creds.DefaultKeychain.setCustomConfigDir(
+                    args.client_config_dir)
+            except Exception as e:  # pylint: disable=broad-except
+                cli.fatal('Error resolving credentials for %s: %s', name, e)
+        try:
+            creds = docker_creds.DefaultKeychain.Resolve(name)
+        except Exception as e:  # pylint: disable=broad-except
+            cli.fatal('Error resolving credentials for %s: %s', name,
+                      errors.describe(e))
+
+        to_push = oci_compat.OCIFromV22(image) if args.oci else image
+        transport = urllib3_http.Http(maxsize=_THREADS)
+        try:
+            logging.info('Starting upload of %s ...', name)
+            # Not used as a context manager: its exit would log a second
+            # error line for a failure reported below.
+            session = docker_session.Push(name, creds, transport,
+                                          threads=_THREADS)
+            session.upload(to_push)
+            digest = to_push.digest()
+        except Exception as e:  # pylint: disable=broad-except
+            logging.debug('Push failed', exc_info=True)
+            cli.fatal('Error publishing %s: %s', name, describe(e))
+        logging.info('Finished upload of: %s', name)
+        print('{name} was published with digest: {digest}'.format(
+            name=name, digest=digest), flush=True)
+
+
+if __name__ == '__main__':
+    cli.run(main)

@@ -1,0 +1,113 @@
+"""digester.par: the digest pusher.par would publish, computed offline.
+
+rules_docker (container_image, container_push) records this digest and
+compares it with what registries serve, so it is computed from the very
+same image the pusher builds from the same flags: `sha256:<hex>` of the
+synthesized manifest (the OCI one with `--oci`), written with no newline.
+Layers are not read, only their sizes and digest files.
+"""
+import logging
+import os
+import tempfile
+
+from containerregistry.tools import cli
+from containerregistry.tools import logging_setup
+
+USAGE = """digester.par [-h] [--tarball TARBALL] --output-digest OUTPUT_DIGEST
+                    [--config CONFIG] [--manifest MANIFEST] [--digest DIGEST]
+                    [--layer LAYER] [--oci]
+                    [--stderrthreshold STDERRTHRESHOLD]"""
+
+parser = cli.new_parser(
+    prog='digester.par',
+    description='Calculate digest for a container image.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--tarball', action='store',
+    help='An optional legacy base image tarball.')
+
+parser.add_argument(
+    '--output-digest', required=True, action='store',
+    help='Filename to store digest in.')
+
+parser.add_argument(
+    '--config', action='store',
+    help='The path to the file storing the image config.')
+
+parser.add_argument(
+    '--manifest', action='store',
+    help='The path to the file storing the image manifest.')
+
+parser.add_argument(
+    '--digest', action='append',
+    help='The list of layer digest filenames in order.')
+
+parser.add_argument(
+    '--layer', action='append',
+    help='The list of layer filenames in order.')
+
+parser.add_argument(
+    '--oci', action='store_true',
+    help='Image has an OCI Manifest.')
+
+logging_setup.DefineCommandLineArgs(parser)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def write_atomically(path: str, text: str) -> None:
+    """Writes TEXT to PATH through a temporary file in the same directory.
+
+    Readers see the old file or the complete new one, never a partial one.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, temp = tempfile.mkstemp(dir=directory,
+                                    prefix='.' + os.path.basename(path) + '.')
+    except OSError as e:
+        # Name the file asked for, not the temporary one.
+        raise OSError(e.errno, e.strerror, path) from e
+    try:
+        with os.fdopen(fd, 'w', encoding='utf8', newline='') as f:
+            f.write(text)
+        os.chmod(temp, 0o666 & ~_umask())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+
+    # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client.v2_2 import oci_compat
+    from containerregistry.tools import fast_pusher
+
+    message = fast_pusher.flag_error(args)
+    if message:
+        cli.fatal(message)
+
+    try:
+        with fast_pusher.open_image(args) as image:
+            if args.oci:
+                digest = oci_compat.OCIFromV22(image).digest()
+            else:
+                digest = image.digest()
+        write_atomically(args.output_digest, digest)
+    except Exception as e:  # pylint: disable=broad-except
+        logging.debug('Computing the digest failed', exc_info=True)
+        cli.fatal('Error getting digest: %s', fast_pusher.describe(e))
+
+
+if __name__ == '__main__':
+    cli.run(main)
