@@ -1,0 +1,131 @@
+"""appender.par: appends a tarball as a new layer to an image in a registry.
+
+Only the base's manifest and config are fetched (a manifest list resolves
+to linux/amd64). The tarball streams from disk; base layers are neither
+downloaded nor uploaded again: the push skips the blobs the destination
+already has and mounts the others from the source repository when both
+are in the same registry. Only across registries are base layers copied,
+streaming from the source.
+"""
+import logging
+import os
+
+from containerregistry.tools import cli
+from containerregistry.tools import errors
+from containerregistry.tools import logging_setup
+
+USAGE = """appender.par [-h] --src-image SRC_IMAGE --tarball TARBALL --dst-image
+                    DST_IMAGE [--stderrthreshold STDERRTHRESHOLD]
+                    [--client-config-dir CLIENT_CONFIG_DIR]"""
+
+parser = cli.new_parser(
+    prog='appender.par',
+    description='Append tarballs to an image in a Docker Registry.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--src-image', action='store', required=True,
+    help='The name of the docker image to append to.')
+
+parser.add_argument(
+    '--tarball', action='store', required=True,
+    help='The tarball to append.')
+
+parser.add_argument(
+    '--dst-image', action='store', required=True,
+    help='The name of the new image.')
+
+logging_setup.DefineCommandLineArgs(parser)
+
+parser.add_argument(
+    '--client-config-dir', action='store',
+    help=('The path to the directory where the client configuration files '
+          'are located. Overiddes the value from DOCKER_CONFIG'))
+
+_THREADS = 8
+
+
+def _describe(err: BaseException) -> str:
+    from containerregistry.client.v2_2 import append
+
+    if isinstance(err, append.LayerError):
+        return ' '.join(str(err).split())
+    return errors.describe(err)
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+
+    # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client import docker_creds
+    from containerregistry.client import docker_name
+    from containerregistry.client.v2_2 import append
+    from containerregistry.client.v2_2 import docker_image_list
+    from containerregistry.client.v2_2 import docker_session
+    from containerregistry.transport import urllib3_http
+
+    try:
+        if '@' in args.src_image:
+            src = docker_name.Digest(args.src_image)
+        else:
+            src = docker_name.Tag(args.src_image)
+    except docker_name.BadNameException as e:
+        cli.fatal('Error appending to %s: %s', args.src_image, e)
+    try:
+        dst = docker_name.Tag(args.dst_image)
+    except docker_name.BadNameException as e:
+        cli.fatal('Error publishing %s: %s', args.dst_image, e)
+
+    if not os.path.isfile(args.tarball) or not os.access(args.tarball,
+                                                         os.R_OK):
+        reason = ('does not exist' if not os.path.exists(args.tarball)
+                  else 'is not a readable file')
+        cli.fatal('Error appending to %s: tarball %s %s', src, args.tarball,
+                  reason)
+
+    if args.client_config_dir is not None:
+        try:
+            docker_creds.DefaultKeychain.setCustomConfigDir(
+                args.client_config_dir)
+        except Exception as e:  # pylint: disable=broad-except
+            cli.fatal('Error resolving credentials for %s: %s', src, e)
+    creds = {}
+    for name in (src, dst):
+        try:
+            creds[name] = docker_creds.DefaultKeychain.Resolve(name)
+        except Exception as e:  # pylint: disable=broad-except
+            cli.fatal('Error resolving credentials for %s: %s', name,
+                      errors.describe(e))
+
+    transport = urllib3_http.Http(maxsize=_THREADS)
+    try:
+        logging.info('Reading %s ...', src)
+        with docker_image_list.open_image(src, creds[src], transport) as base:
+            try:
+                image = append.Layer(base, args.tarball)
+            except Exception as e:  # pylint: disable=broad-except
+                logging.debug('Appending failed', exc_info=True)
+                cli.fatal('Error appending to %s: %s', src, _describe(e))
+            with image:
+                try:
+                    logging.info('Starting upload of %s ...', dst)
+                    # Not a context manager: its exit would log a second
+                    # error line for a failure reported below.
+                    session = docker_session.Push(
+                        dst, creds[dst], transport, threads=_THREADS,
+                        mount=[src.as_repository()])
+                    session.upload(image)
+                    digest = image.digest()
+                except Exception as e:  # pylint: disable=broad-except
+                    logging.debug('Push failed', exc_info=True)
+                    cli.fatal('Error publishing %s: %s', dst, _describe(e))
+    except Exception as e:  # pylint: disable=broad-except
+        logging.debug('Reading the base failed', exc_info=True)
+        cli.fatal('Error appending to %s: %s', src, _describe(e))
+    print('{name} was published with digest: {digest}'.format(
+        name=dst, digest=digest), flush=True)
+
+
+if __name__ == '__main__':
+    cli.run(main)
