@@ -141,14 +141,10 @@ class _Archive:
                 for info in tar:
                     self._add(info)
         except tarfile.ReadError as e:
+            if self.entries or str(e) == 'unexpected end of data':
+                raise TarballError('%s is truncated (%s)' % (tarball, e)) from e
             raise TarballError('%s is not a tar archive (%s)'
                                % (tarball, e)) from e
-        # tarfile stops quietly when the file ends inside a member's data.
-        length = os.path.getsize(self.path)
-        for entry in self.entries.values():
-            if entry.offset + entry.size > length:
-                raise TarballError('%s is truncated: member %r ends past the '
-                                   'end of the file' % (tarball, entry.name))
 
     def _add(self, info: tarfile.TarInfo) -> None:
         norm = _normalize(info.name)
