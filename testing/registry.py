@@ -225,9 +225,11 @@ class TokenServer:
 class Registry:
     """A running `docker-registry serve` process and how to reach it."""
 
-    def __init__(self, auth: Optional[str], tls: bool):
+    def __init__(self, auth: Optional[str], tls: bool,
+                 extra_config: Optional[dict] = None):
         self.auth = auth
         self.tls = tls
+        self.extra_config = dict(extra_config or {})
         self.workdir = ''
         self.username: Optional[str] = None
         self.password: Optional[str] = None
@@ -308,6 +310,9 @@ class Registry:
                       '    service: %s' % TOKEN_SERVICE,
                       '    issuer: %s' % TOKEN_ISSUER,
                       '    rootcertbundle: %s' % ts.rootcert_path]
+        # Extra top-level sections, as JSON (which YAML reads as flow style).
+        lines += ['%s: %s' % (key, json.dumps(value))
+                  for key, value in self.extra_config.items()]
         with open(self.config_path, 'w') as f:
             f.write('\n'.join(lines) + '\n')
 
@@ -435,9 +440,14 @@ class Registry:
                 if m == 'GET' and '/blobs/sha256:' in p]
 
 
-def start_registry(auth: Optional[str] = None, tls: bool = False) -> Registry:
-    """Starts a registry (see the module docstring); `.stop()` ends it."""
-    return Registry(auth, tls).start()
+def start_registry(auth: Optional[str] = None, tls: bool = False,
+                   extra_config: Optional[dict] = None) -> Registry:
+    """Starts a registry (see the module docstring); `.stop()` ends it.
+
+    EXTRA_CONFIG adds top-level sections to its config.yml (e.g.
+    `{'compatibility': {'schema1': {'enabled': True}}}`).
+    """
+    return Registry(auth, tls, extra_config).start()
 
 
 def stop_all() -> None:
