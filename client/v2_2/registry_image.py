@@ -18,6 +18,18 @@ from containerregistry.client.v2_2 import docker_image
 MAX_RESUMES = 3
 
 
+def _manifest_digest(content: bytes) -> str:
+    """sha256 of the bytes; of the signed payload for signed schema 1.
+
+    Registries name a signed schema 1 manifest by its payload, since they
+    sign it anew on every GET.
+    """
+    if b'"signatures"' in content:
+        from containerregistry.client.v2 import docker_digest as v2_digest  # pylint: disable=import-outside-toplevel
+        return v2_digest.ManifestToSHA256(content)
+    return docker_digest.SHA256(content)
+
+
 class _ResumingReader:
     """Reads a blob; when the connection drops, asks for the rest by Range."""
 
@@ -143,15 +155,14 @@ class FromRegistry(docker_image.DockerImage):
             return
         header = resp.get('docker-content-digest', '')
         if header.startswith('sha256:'):
-            docker_digest.check(header, docker_digest.SHA256(content),
+            docker_digest.check(header, _manifest_digest(content),
                                 '%s (Docker-Content-Digest)' % self._name)
 
     def _manifest_bytes(self, validate: bool = True) -> bytes:
         content = self._content('manifests/' + self._ref(),
                                 self._accepted_mimes)
         if validate and isinstance(self._name, docker_name.Digest):
-            docker_digest.check(self._name.digest,
-                                docker_digest.SHA256(content),
+            docker_digest.check(self._name.digest, _manifest_digest(content),
                                 'manifest %s' % self._name)
         return content
 
