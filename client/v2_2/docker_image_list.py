@@ -318,6 +318,12 @@ def open_image(name: Union[docker_name.Tag, docker_name.Digest],
     elif media_type in docker_http.SUPPORTED_MANIFEST_MIMES:
         image = registry_image.FromRegistry.FromTransport(
             name, transport, [media_type], raw, media_type)
+    elif media_type in docker_http.MANIFEST_SCHEMA1_MIMES:
+        # Imported here: schema 1 is rare, and the puller starts light.
+        from containerregistry.client.v2 import docker_image as v2_image  # pylint: disable=import-outside-toplevel
+        from containerregistry.client.v2_2 import v2_compat  # pylint: disable=import-outside-toplevel
+        image = v2_compat.V22FromV2(
+            v2_image.FromRegistry.FromTransport(name, transport, raw))
     else:
         raise InvalidMediaTypeError(
             '%s: manifests of type %s are not supported' % (name, media_type))
