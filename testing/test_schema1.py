@@ -461,3 +461,36 @@ def test_pull_schema1_streams_layers(s1_registry, repo_name, pull, tmp_path):
     baseline = _max_rss_kib(pull, small.by_tag, tmp_path)
     peak = _max_rss_kib(pull, big.by_tag, tmp_path)
     assert peak - baseline < (size >> 10) // 2, (baseline, peak)
+
+
+def test_v2_from_registry_standalone(s1_registry, repo_name):
+    img = _image(seed=180)
+    pushed = schema1.push(s1_registry, repo_name + ':v1', img)
+    creds, transport = docker_creds.Anonymous(), urllib3_http.Http()
+    for ref in (pushed.by_tag, pushed.by_digest):
+        name = (docker_name.Digest(ref) if '@' in ref else docker_name.Tag(ref))
+        with v2_image.FromRegistry(name, creds, transport) as v2:
+            assert v2.exists()
+            assert v2.digest() == pushed.digest
+            assert v2.fs_layers() == img.fs_layers
+            assert v2_util.DetachSignatures(v2.manifest())[0] == img.payload.decode()
+            assert v2.tags() == ['v1']
+            top = img.entries[-2]
+            assert v2.blob(top.digest) == top.blob
+            assert v2.uncompressed_blob(top.digest) == top.tar
+            assert v2.blob_size(top.digest) == len(top.blob)
+    missing = docker_name.Tag('%s/%s:nope' % (s1_registry.host, pushed.repo))
+    with v2_image.FromRegistry(missing, creds, transport) as v2:
+        assert not v2.exists()
+
+
+def test_v2_from_registry_checks_the_manifest(s1_registry, s1_proxy, repo_name):
+    img, other = _image(seed=190), _image(seed=191)
+    pushed = schema1.push(s1_registry, repo_name + ':v1', img)
+    s1_proxy.replace_manifest(pushed.digest, other.manifest)
+    name = docker_name.Digest('%s/%s@%s' % (s1_proxy.host, pushed.repo, pushed.digest))
+    with v2_image.FromRegistry(name, docker_creds.Anonymous(),
+                               urllib3_http.Http()) as v2:
+        with pytest.raises(docker_digest.DigestMismatchedError,
+                           match='digest mismatch'):
+            v2.manifest()
