@@ -118,9 +118,55 @@ def _pairs(what: str, names: Optional[List[str]], other: str,
     return list(zip(names, contents))
 
 
+def _check_layer_count(image, given: int) -> None:
+    """Layers pair with the config's diff_ids by position; counts must agree."""
+    from containerregistry.client.v2_2 import disk_image
+    try:
+        listed = len(image.diff_ids())
+    except ValueError as e:
+        raise disk_image.DiskImageError(
+            'the config is not valid JSON (%s)' % e) from e
+    if listed != given:
+        raise disk_image.DiskImageError(
+            'the config lists %d layers (rootfs.diff_ids) but %d were given'
+            % (listed, given))
+
+
 def _read_config(path: str) -> bytes:
     with open(path, 'rb') as f:
         return f.read()
+
+
+def _check_files(flag: str, pairs: List[tuple]) -> None:
+    """Names a missing layer file by its flag before any work is done."""
+    for _, path in pairs:
+        try:
+            os.stat(path)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror,
+                          '--%s %s' % (flag, path)) from e
+
+
+def _write_filesystem(args, config_text: str, base_layers: int,
+                      layers: List[tuple], uncompressed: List[tuple],
+                      outputs: _Outputs) -> None:
+    import tarfile
+    from containerregistry.client.v2_2 import disk_image
+    from containerregistry.client.v2_2 import flatten
+
+    _check_files('layer', layers)
+    _check_files('uncompressed_layer', uncompressed)
+    with disk_image.FromDisk(config_text, layers,
+                             uncompressed_layers=uncompressed,
+                             legacy_base=args.tarball) as image:
+        _check_layer_count(image, base_layers + max(len(layers),
+                                                    len(uncompressed)))
+        with outputs.create(args.filesystem) as f:
+            with tarfile.open(fileobj=f, mode='w', format=tarfile.PAX_FORMAT,
+                              encoding='utf-8') as tar:
+                flatten.extract(image, tar)
+        logging.info('Flattened %d layers into %s', len(image.diff_ids()),
+                     args.filesystem)
 
 
 def main(argv=None) -> None:
@@ -137,41 +183,33 @@ def main(argv=None) -> None:
                   '--metadata')
 
     # Imported here so that --help and argument errors stay quick.
-    import tarfile
     from containerregistry.client.v2_2 import disk_image
-    from containerregistry.client.v2_2 import flatten
     from containerregistry.client.v2_2 import tarball_image
 
     outputs = _Outputs()
     try:
-        if args.config:
-            config = _read_config(args.config)
-            try:
-                config_text = config.decode('utf-8')
-            except UnicodeDecodeError as e:
-                raise disk_image.DiskImageError(
-                    'the config %s is not UTF-8 text (%s)'
-                    % (args.config, e)) from e
-        else:
+        base_layers = 0
+        config = None
+        if args.tarball:
             with tarball_image.FromTarball(args.tarball) as base:
-                config_text = base.config_file()
-            config = config_text.encode('utf-8')
-        with disk_image.FromDisk(config_text, layers,
-                                 uncompressed_layers=uncompressed,
-                                 legacy_base=args.tarball) as image:
-            if args.filesystem:
-                with outputs.create(args.filesystem) as f:
-                    with tarfile.open(fileobj=f, mode='w',
-                                      format=tarfile.PAX_FORMAT,
-                                      encoding='utf-8') as tar:
-                        flatten.extract(image, tar)
-            count = len(image.diff_ids())
+                base_layers = len(base.diff_ids())
+                if not args.config:
+                    config = base.config_file().encode('utf-8')
+        if config is None:
+            config = _read_config(args.config)
+        try:
+            config_text = config.decode('utf-8')
+        except UnicodeDecodeError as e:
+            raise disk_image.DiskImageError(
+                'the config %s is not UTF-8 text (%s)'
+                % (args.config, e)) from e
+        if args.filesystem:
+            _write_filesystem(args, config_text, base_layers, layers,
+                              uncompressed, outputs)
         if args.metadata:
             with outputs.create(args.metadata) as f:
                 f.write(config)
         outputs.commit()
-        logging.info('Flattened %d layers into %s', count,
-                     args.filesystem or args.metadata)
     except Exception as e:  # pylint: disable=broad-except
         outputs.discard()
         logging.debug('Flatten failed', exc_info=True)

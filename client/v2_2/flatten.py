@@ -13,8 +13,9 @@ is what a container runtime sees:
   `usr/lib/x`; missing parents are created.
 - A hardlink shares its target's inode: it keeps the content and metadata
   its target had when it was linked, even if the target is later deleted or
-  replaced. In the output, the first surviving path of each inode carries
-  it and the others are hardlinks to that path.
+  replaced. In the output, one path carries the inode (the path it was
+  created at if that survives, else the first in path order) and the
+  others are hardlinks to it, written right after it.
 - A hardlink to a missing path or a directory, and an entry below a
   non-directory, make the image unusable (umoci and Docker refuse them);
   they raise FlattenError.
@@ -26,8 +27,8 @@ Memory stays flat whatever the layer sizes: a first pass reads only tar
 headers to build the merged tree; a second pass streams each layer that
 still contributes file contents and copies those contents through. Output
 names are normalized (`usr/bin/x`, no `./` prefix, like `docker export`);
-directories, symlinks, devices and fifos come first in path order, then
-file contents layer by layer, each followed by its hardlinks.
+directories, symlinks, devices, fifos and empty files come first in path
+order, then files with contents layer by layer (base first).
 """
 import collections
 import io
@@ -58,16 +59,18 @@ class FlattenError(ValueError):
 
 class _Inode:
     """A filesystem object; hardlinked paths share one."""
-    __slots__ = ('info', 'children', 'source')
+    __slots__ = ('info', 'children', 'source', 'origin')
 
     def __init__(self, info: tarfile.TarInfo,
-                 source: Optional[Tuple[int, int]] = None):
+                 source: Optional[Tuple[int, int]] = None, origin: str = ''):
         self.info = info
         # name -> _Inode for directories, None otherwise.
         self.children: Optional[Dict[str, '_Inode']] = (
             {} if info.type == tarfile.DIRTYPE else None)
         # (layer index, member ordinal) holding a regular file's contents.
         self.source = source
+        # The path the object was created at (hardlinks add more).
+        self.origin = origin
 
     @property
     def is_dir(self) -> bool:
@@ -253,9 +256,11 @@ class _Tree:
         elif info.islnk():
             parent.children[file] = self._link_target(info)
         elif info.isreg():
-            parent.children[file] = _Inode(_header(info, ''), source)
+            parent.children[file] = _Inode(_header(info, ''), source,
+                                           '/'.join(path))
         elif info.type in _NODATA_TYPES:
-            parent.children[file] = _Inode(_header(info, ''))
+            parent.children[file] = _Inode(_header(info, ''),
+                                           origin='/'.join(path))
         else:
             raise FlattenError('%s: unsupported tar entry type %r'
                                % (info.name, info.type.decode(errors='replace')))
@@ -399,20 +404,26 @@ def extract(image: docker_image.DockerImage, tar: tarfile.TarFile) -> None:
             count += 1
         logging.debug('Indexed %s: %d entries', layers.describe(index), count)
 
+    entries = list(_iter_tree(tree))
+    groups = _link_groups(entries)
     # Files whose contents are still to be copied, by where the contents
-    # are, with their paths in output order.
+    # are, with their paths.
     pending: Dict[Tuple[int, int], Tuple[_Inode, List[str]]] = {}
-    first_path: Dict[int, str] = {}
     if tree.root_explicit:
         tar.addfile(_header(tree.root.info, '.'))
-    for path, node in _iter_tree(tree):
-        if node.info.isreg() and node.info.size > 0:
-            pending.setdefault(node.source, (node, []))[1].append(path)
-        elif id(node) in first_path:
-            tar.addfile(_hardlink(node.info, path, first_path[id(node)]))
-        else:
-            first_path[id(node)] = path
+    for path, node in entries:
+        if node.is_dir:
             tar.addfile(_header(node.info, path))
+            continue
+        group = groups[id(node)]
+        if path != group[0]:
+            continue  # written right after the path that carries it
+        if node.info.isreg() and node.info.size > 0:
+            pending[node.source] = (node, group)
+            continue
+        tar.addfile(_header(node.info, path))
+        for other in group[1:]:
+            tar.addfile(_hardlink(node.info, other, path))
 
     left = collections.Counter(index for index, _ in pending)
     for index in sorted(left):
@@ -434,6 +445,26 @@ def extract(image: docker_image.DockerImage, tar: tarfile.TarFile) -> None:
         logging.debug('Copied files of %s', layers.describe(index))
     if pending:
         raise FlattenError('layer contents changed while they were read')
+
+
+def _link_groups(entries: List[Tuple[str, _Inode]]) -> Dict[int, List[str]]:
+    """The paths of each non-directory object, the one that carries it first.
+
+    That is the path it was created at if it is still there, else its
+    first path in output order; the others become hardlinks to it.
+    """
+    groups: Dict[int, List[str]] = {}
+    origins: Dict[int, str] = {}
+    for path, node in entries:
+        if not node.is_dir:
+            groups.setdefault(id(node), []).append(path)
+            origins[id(node)] = node.origin
+    for key, group in groups.items():
+        origin = origins[key]
+        if len(group) > 1 and origin in group and group[0] != origin:
+            group.remove(origin)
+            group.insert(0, origin)
+    return groups
 
 
 def _hardlink(template: tarfile.TarInfo, path: str,
