@@ -12,6 +12,7 @@ The input handling is shared with digester.par, which must report the
 digest this tool publishes for the same inputs.
 """
 import argparse
+import hashlib
 import json
 import logging
 import os
@@ -217,6 +218,44 @@ def open_image(args: argparse.Namespace):
     return image
 
 
+def _mismatched_layer(args: argparse.Namespace) -> Optional[str]:
+    """Which --layer does not hash to its --digest file, if one does not.
+
+    Only run after the registry refused a digest: it reads every layer.
+    """
+    for digest_path, layer_path in zip(args.digest or [], args.layer or []):
+        try:
+            with open(digest_path, 'r', encoding='utf8') as f:
+                expected = f.read().strip()
+            expected = expected[len('sha256:'):] if expected.startswith(
+                'sha256:') else expected
+            actual = hashlib.sha256()
+            with open(layer_path, 'rb') as f:
+                for chunk in iter(lambda: f.read(1 << 20), b''):
+                    actual.update(chunk)
+        except OSError:
+            continue
+        if actual.hexdigest() != expected:
+            return ('layer %s does not match its digest file %s (which holds '
+                    '%s; the layer is sha256:%s)' % (
+                        layer_path, digest_path, expected,
+                        actual.hexdigest()))
+    return None
+
+
+def _push_error(err: BaseException, args: argparse.Namespace) -> str:
+    """One line for a failed push, naming the layer behind DIGEST_INVALID."""
+    from containerregistry.client.v2_2 import docker_http
+
+    text = describe(err)
+    if isinstance(err, docker_http.V2DiagnosticException) and any(
+            d.code == 'DIGEST_INVALID' for d in err.diagnostics):
+        culprit = _mismatched_layer(args)
+        if culprit:
+            return '%s; the registry refused it: %s' % (culprit, text)
+    return text
+
+
 def describe(err: BaseException) -> str:
     """One line for ERR: input errors speak for themselves, others as usual."""
     from containerregistry.client.v2_2 import disk_image
@@ -280,7 +319,7 @@ def main(argv=None) -> None:
             digest = to_push.digest()
         except Exception as e:  # pylint: disable=broad-except
             logging.debug('Push failed', exc_info=True)
-            cli.fatal('Error publishing %s: %s', name, describe(e))
+            cli.fatal('Error publishing %s: %s', name, _push_error(e, args))
         logging.info('Finished upload of: %s', name)
         print('{name} was published with digest: {digest}'.format(
             name=name, digest=digest), flush=True)
