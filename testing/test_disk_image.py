@@ -232,3 +232,27 @@ def test_fast_layout_round_trip(tmp_path):
                 assert img.blob(digest) == src.blob(digest)
                 assert gzip.decompress(img.blob(digest)) == \
                     src.uncompressed_blob(digest)
+
+
+def test_two_layer_files_claiming_one_digest_must_both_match(tmp_path):
+    """A copied digest file must not make one layer silently replace another."""
+    import gzip as _gzip
+    import hashlib as _hashlib
+    from containerregistry.client.v2_2 import disk_image
+    blobs = [_gzip.compress(b'layer %d' % i, mtime=0) for i in range(2)]
+    paths = []
+    for i, blob in enumerate(blobs):
+        layer = tmp_path / ('%03d.tar.gz' % i)
+        layer.write_bytes(blob)
+        paths.append(str(layer))
+    wrong = tmp_path / 'wrong.sha256'
+    wrong.write_text(_hashlib.sha256(blobs[1]).hexdigest())
+    with pytest.raises(disk_image.DiskImageError,
+                       match='000.tar.gz does not match its digest file'):
+        disk_image.FromDisk('{}', [(str(wrong), paths[0]),
+                                   (str(wrong), paths[1])])
+    same = tmp_path / 'copy.tar.gz'
+    same.write_bytes(blobs[1])
+    img = disk_image.FromDisk('{}', [(str(wrong), paths[1]),
+                                     (str(wrong), str(same))])
+    assert img.fs_layers() == ['sha256:' + wrong.read_text()] * 2

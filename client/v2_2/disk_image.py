@@ -7,6 +7,7 @@ a base manifest. The synthesized manifest serializes exactly as upstream's
 Blobs stream from their files; nothing reads a whole layer into memory
 unless a caller asks for bytes.
 """
+import hashlib
 import io
 import json
 import os
@@ -40,6 +41,21 @@ def _read_hex(path: str) -> str:
     return 'sha256:' + text
 
 
+def _check_file_digest(path: str, digest: str) -> None:
+    h = hashlib.sha256()
+    try:
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                h.update(chunk)
+    except OSError as e:
+        raise DiskImageError('cannot read layer %s: %s'
+                             % (path, e.strerror or e)) from e
+    if 'sha256:' + h.hexdigest() != digest:
+        raise DiskImageError('layer %s does not match its digest file: '
+                             'expected %s, got sha256:%s'
+                             % (path, digest, h.hexdigest()))
+
+
 def _open(path: str):
     """A reader over PATH, for the caller to close."""
     return open(path, 'rb')  # pylint: disable=consider-using-with
@@ -60,6 +76,12 @@ class FromDisk(docker_image.DockerImage):
         self._layer_to_filename: Dict[str, str] = {}
         for name_file, content_file in layers:
             digest = _read_hex(name_file)
+            known = self._layer_to_filename.get(digest)
+            if known is not None and known != content_file:
+                # Two files claim one digest: only one can be served, so
+                # they must really be that blob.
+                for path in (known, content_file):
+                    _check_file_digest(path, digest)
             self._layers.append(digest)
             self._layer_to_filename[digest] = content_file
         self._uncompressed_layer_to_filename: Dict[str, str] = {}

@@ -271,8 +271,11 @@ class Push:
 def Delete(name: Union[docker_name.Tag, docker_name.Digest],
            creds: docker_creds.Provider, transport) -> None:
     """Deletes the manifest NAME refers to."""
-    docker_transport = docker_http.Transport(name, creds, transport,
-                                             docker_http.DELETE)
+    # Upstream asked for push,pull only; registries that check the OCI
+    # `delete` action (distribution does) refuse a DELETE without it.
+    docker_transport = docker_http.Transport(
+        name, creds, transport, docker_http.DELETE,
+        extra_scopes=[name.scope('delete')])
     ref = name.tag if isinstance(name, docker_name.Tag) else name.digest
     docker_transport.Request(
         '{base}/v2/{repository}/manifests/{ref}'.format(
