@@ -44,7 +44,7 @@ _WHITEOUT = '.wh.'
 _OPAQUE = '.wh..wh..opq'
 # Symlinks followed while resolving one path before giving up (as Linux).
 _MAX_LINKS = 255
-_BUFSIZE = 1 << 20
+_BUFSIZE = 1 << 16
 # Implicitly created parent directories (umoci: MkdirAll 0777, umask 022).
 _IMPLICIT_DIR_MODE = 0o755
 # Pax records recomputed from the output header (or meaningless there).
