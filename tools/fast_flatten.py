@@ -89,8 +89,11 @@ class _Outputs:
     def create(self, path: str):
         """A binary file to write PATH's contents to."""
         directory, base = os.path.split(os.path.abspath(path))
-        fd, temp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp',
-                                    dir=directory)
+        try:
+            fd, temp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp',
+                                        dir=directory)
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, path) from e
         self._pending.append((temp, path))
         os.fchmod(fd, self._mode)
         return os.fdopen(fd, 'wb')
