@@ -115,6 +115,7 @@ LONG_DIR = 'long/' + '/'.join('directory-level-%02d' % i for i in range(8))
 LONG_FILE = LONG_DIR + '/' + 'a-file-name-that-is-quite-long-' * 3 + 'end.txt'
 LONG_TARGET = '../' * 6 + 'target-' * 20 + 'end'
 XATTR = 'SCHILY.xattr.user.flavour'
+NOT_UTF8 = b'caf\xe9-latin1'.decode('utf-8', 'surrogateescape')
 
 
 def _basic() -> List[List[Entry]]:
@@ -263,6 +264,8 @@ def _names() -> List[List[Entry]]:
         dir_('./', mode=0o755), dir_('./dot/'), reg('./dot/file', b'dot0\n'),
         reg('/abs-file', b'abs0\n'), dir_('plain/'),
         reg('plain/../clamped', b'clamped0\n'), reg('../escape', b'escape0\n'),
+        # Not UTF-8: kept byte for byte (a PAX `hdrcharset=BINARY` record).
+        reg(NOT_UTF8, b'latin1\n'),
     ]
     top = [
         dir_('./', mode=0o750, mtime=MTIME + 5), reg('dot/file', b'dot1\n'),
@@ -300,6 +303,8 @@ BROKEN = {
     'link_to_deleted': [[reg('a', b'a\n')], [whiteout('a'), link('b', 'a')]],
     'link_to_directory': [[dir_('d/')], [link('l', 'd')]],
     'parent_is_file': [[reg('a', b'a\n')], [reg('a/b', b'b\n')]],
+    'symlink_loop': [[sym('a', 'b'), sym('b', 'a')], [reg('a/x', b'x\n')]],
+    'root_replaced': [[reg('a', b'a\n')], [reg('.', b'root\n')]],
 }
 
 

@@ -412,6 +412,56 @@ def test_output_is_deterministic(cases, tmp_path):
     assert len(outputs) == 1
 
 
+def _sparse_tar(src, fmt: str) -> bytes:
+    proc = subprocess.run(
+        ['tar', '--sparse', '--format=' + fmt, '--owner=0', '--group=0',
+         '--numeric-owner', '-C', str(src), '-cf', '-', 's'],
+        capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(proc.stdout)) as tar:
+        assert tar.getmember('s/sparse.bin').sparse
+    return proc.stdout
+
+
+def test_sparse_files(tmp_path):
+    """GNU tar's sparse files come out whole, as plain files.
+
+    PAX 1.0 sparse files are compared with umoci; umoci refuses old GNU
+    sparse members (type `S`), which flatten accepts.
+    """
+    src = tmp_path / 'src'
+    (src / 's').mkdir(parents=True)
+    with open(src / 's' / 'sparse.bin', 'wb') as f:
+        f.seek(1 << 20)
+        f.write(b'middle')
+        f.seek(3 << 20)
+        f.write(b'end')
+    os.utime(src / 's' / 'sparse.bin', (corpus.MTIME, corpus.MTIME))
+    os.utime(src / 's', (corpus.MTIME, corpus.MTIME))
+    want = _file_hash(str(src / 's' / 'sparse.bin'))
+    posix = corpus.build([_sparse_tar(src, 'posix'), corpus.layer_tar(
+        [corpus.reg('s/other', b'other\n')])])
+    oci = corpus.write_oci(str(tmp_path / 'oci'), posix)
+    started = time.time() - 1
+    proc = _umoci(oci, str(tmp_path / 'bundle'))
+    assert proc.returncode == 0, proc.stderr
+    expected, implicit = umoci_tree(str(tmp_path / 'bundle' / 'rootfs'),
+                                    started)
+    assert implicit == set()
+    for fmt, built in [('posix', posix),
+                       ('gnu', corpus.build([_sparse_tar(src, 'gnu')]))]:
+        fast = corpus.write_fast(str(tmp_path / fmt), built)
+        proc, fs, _ = run_flatten(tmp_path, '--config', fast.config,
+                                  *_layer_flags(fast), out=fmt)
+        assert proc.returncode == 0, proc.stderr
+        actual, headers = tar_tree(fs)
+        if fmt == 'posix':
+            assert differences(expected, actual) == []
+        assert actual.nodes['s/sparse.bin'].data == want
+        assert headers['s/sparse.bin'].type == tarfile.REGTYPE
+        assert not any(k.startswith('GNU.sparse')
+                       for k in headers['s/sparse.bin'].pax_headers)
+
+
 # Upstream's merge (SPEC §2.4), to show the comparison catches a wrong one.
 def upstream_merge(tars: List[bytes]) -> bytes:
     buf = io.BytesIO()
@@ -490,7 +540,9 @@ def test_unusable_layers_fail_like_umoci(name, tmp_path):
     needle = {'link_to_missing': 'does not exist',
               'link_to_deleted': 'does not exist',
               'link_to_directory': 'a directory',
-              'parent_is_file': 'is not a directory'}[name]
+              'parent_is_file': 'is not a directory',
+              'symlink_loop': 'too many levels of symbolic links',
+              'root_replaced': 'replaces the root directory'}[name]
     assert_failed(proc, tmp_path, 'layer 1 (%s)' % built.layers[1].diff_id,
                   needle)
 
@@ -601,6 +653,16 @@ def test_layer_count_must_match_the_config(small, tmp_path):
     proc, _, _ = run_flatten(tmp_path, '--tarball', tarball, *flags)
     assert_failed(proc, tmp_path,
                   'the config lists 3 layers (rootfs.diff_ids) but 4 were given')
+
+
+def test_missing_output_directory(small, tmp_path):
+    _, fast = small
+    (tmp_path / 'out').mkdir()
+    target = str(tmp_path / 'nowhere' / 'fs.tar')
+    proc = pars.run_tool('flatten', '--config', fast.config,
+                         *_layer_flags(fast), '--filesystem', target,
+                         '--metadata', str(tmp_path / 'out' / 'meta.json'))
+    assert_failed(proc, tmp_path, 'No such file or directory: ' + target)
 
 
 def test_failure_keeps_existing_outputs(small, tmp_path):
