@@ -284,6 +284,12 @@ def _xattrs() -> List[List[Entry]]:
     return [base, top]
 
 
+def _repeated() -> List[List[Entry]]:
+    """The same layer twice (one diff_id at two positions)."""
+    base = [dir_('r/'), reg('r/file', b'r0\n'), link('r/link', 'r/file')]
+    return [base, [whiteout('r/file'), reg('r/new', b'new1\n')], base]
+
+
 # Cases umoci and flatten must agree on: name -> (layers, tar formats).
 CASES = {
     'basic': (_basic(), [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT]),
@@ -295,6 +301,7 @@ CASES = {
     'symlink_parents': (_symlink_parents(), None),
     'names': (_names(), None),
     'xattrs': (_xattrs(), None),
+    'repeated': (_repeated(), None),
 }
 
 # Layers that no unpacker can apply: name -> layers.
