@@ -18,7 +18,7 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--features [FEATURES [FEATURES ...]]]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
-                   [--cache CACHE]"""
+                   [--cache CACHE] [--format {fast,oci}]"""
 
 parser = cli.new_parser(
     prog='puller.par',
@@ -47,6 +47,13 @@ parser.add_argument(
     '--cache', action='store',
     help=('A directory of layers kept by digest and shared between pulls: '
           'layers found there are not downloaded again.'))
+
+parser.add_argument(
+    '--format', action='store', choices=['fast', 'oci'], default='fast',
+    help=('The layout to write: "fast" (the default; config.json, digest, '
+          'manifest.json and numbered layers, as rules_docker reads them) or '
+          '"oci" (an OCI image layout, for skopeo, umoci and other OCI '
+          'tools).'))
 
 _THREADS = 8
 
@@ -87,8 +94,14 @@ def main(argv=None) -> None:
         logging.info('Pulling %s', name)
         with docker_image_list.open_image(name, creds, transport,
                                           platform) as image:
-            save.fast(image, args.directory, threads=_THREADS,
-                      cache_directory=args.cache)
+            if args.format == 'oci':
+                save.oci_layout(
+                    image, args.directory, threads=_THREADS,
+                    cache_directory=args.cache,
+                    ref_name=getattr(name, 'tag', None))
+            else:
+                save.fast(image, args.directory, threads=_THREADS,
+                          cache_directory=args.cache)
         logging.info('Pulled %s into %s', name, args.directory)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Pull failed', exc_info=True)

@@ -245,13 +245,13 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
         raise
 
 
-def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
-         cache_directory: Optional[str] = None) -> Tuple[str, LayerPaths]:
-    """Writes IMAGE to DIRECTORY in the fast layout, layers compressed.
+def _blob_fetcher(image: docker_image.DockerImage,
+                  cache_directory: Optional[str]
+                  ) -> Callable[[_Output, str, str, str], None]:
+    """A function that puts blob DIGEST of IMAGE at a final path, verified.
 
-    Returns (config path, [(NNN.sha256 path, NNN.tar.gz path), ...]), base
-    layer first. With CACHE_DIRECTORY, layers come from and go to a
-    content-addressed cache; hits are hardlinked (or copied) into place.
+    With a cache, the blob comes from (or goes through) the cache and is
+    hardlinked (or copied) into place.
     """
     cache = _Cache(cache_directory) if cache_directory else None
     sizes = _layer_sizes(image)
@@ -262,11 +262,8 @@ def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
                            sizes.get(digest), what)
         return run
 
-    def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
-        name = '%03d' % index
-        final = out.path(name + '.tar.gz')
+    def fetch(out: _Output, digest: str, final: str, what: str) -> None:
         temp = out.temp(final)
-        what = 'layer %s (%s)' % (name, digest)
         if cache:
             cached = cache.lookup(digest) or cache.fill(
                 digest, download(digest, what))
@@ -274,11 +271,107 @@ def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
         else:
             download(digest, what)(temp)
         out.place(temp, final)
+
+    return fetch
+
+
+def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
+         cache_directory: Optional[str] = None) -> Tuple[str, LayerPaths]:
+    """Writes IMAGE to DIRECTORY in the fast layout, layers compressed.
+
+    Returns (config path, [(NNN.sha256 path, NNN.tar.gz path), ...]), base
+    layer first. With CACHE_DIRECTORY, layers come from and go to a
+    content-addressed cache; hits are hardlinked (or copied) into place.
+    """
+    fetch = _blob_fetcher(image, cache_directory)
+
+    def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
+        name = '%03d' % index
+        final = out.path(name + '.tar.gz')
+        fetch(out, digest, final, 'layer %s (%s)' % (name, digest))
         digest_path = out.write(name + '.sha256',
                                 digest.split(':', 1)[1].encode('ascii'))
         return digest_path, final
 
     return _save(image, directory, threads, write_layer)
+
+
+OCI_REF_NAME = 'org.opencontainers.image.ref.name'
+
+
+def oci_layout(image: docker_image.DockerImage, directory: str,
+               threads: int = 1, cache_directory: Optional[str] = None,
+               ref_name: Optional[str] = None) -> str:
+    """Writes IMAGE into an OCI image layout at DIRECTORY.
+
+    A Docker schema 2 image is relabelled with OCI media types (blobs are
+    unchanged), since OCI tools read only those. The layout may already hold
+    other images: `index.json` gains (or replaces) the entry named REF_NAME,
+    and is written last. Returns the digest of the manifest written.
+    """
+    from containerregistry.client.v2_2 import docker_http
+    from containerregistry.client.v2_2 import oci_compat
+    if image.media_type() == docker_http.MANIFEST_SCHEMA2_MIME:
+        image = oci_compat.OCIFromV22(image)
+    blobs = os.path.join(directory, 'blobs', 'sha256')
+    os.makedirs(blobs, exist_ok=True)
+    out = _Output(directory)
+    fetch = _blob_fetcher(image, cache_directory)
+
+    def blob_path(digest: str) -> str:
+        return os.path.join(blobs, digest.split(':', 1)[1])
+
+    def write_layer(digest: str) -> Callable[[], None]:
+        def run() -> None:
+            if not os.path.isfile(blob_path(digest)):
+                fetch(out, digest, blob_path(digest), 'layer %s' % digest)
+        return run
+
+    try:
+        layers = sorted(set(image.fs_layers()))
+        config: List[str] = []
+        _run_parallel(threads, [lambda: config.append(image.config_file())]
+                      + [write_layer(d) for d in layers])
+        config_bytes = config[0].encode('utf8')
+        docker_digest.check(image.config_blob(),
+                            docker_digest.SHA256(config_bytes), 'config')
+        manifest = image.manifest().encode('utf8')
+        digest = docker_digest.SHA256(manifest)
+        for data in (config_bytes, manifest):
+            path = blob_path(docker_digest.SHA256(data))
+            if not os.path.isfile(path):
+                out.write(os.path.relpath(path, directory), data)
+        if not os.path.isfile(out.path('oci-layout')):
+            out.write('oci-layout', b'{"imageLayoutVersion": "1.0.0"}')
+        entry = {'mediaType': image.media_type(), 'digest': digest,
+                 'size': len(manifest)}
+        if ref_name:
+            entry['annotations'] = {OCI_REF_NAME: ref_name}
+        out.write('index.json', json.dumps(
+            _merged_index(out.path('index.json'), entry, ref_name),
+            sort_keys=True).encode('utf8'))
+        return digest
+    except BaseException:
+        out.discard()
+        raise
+
+
+def _merged_index(path: str, entry: Dict, ref_name: Optional[str]) -> Dict:
+    """The layout's index with ENTRY added, replacing one of the same name."""
+    try:
+        with open(path, 'rb') as f:
+            index = json.load(f)
+    except FileNotFoundError:
+        index = {}
+    except ValueError as e:
+        raise ValueError('%s is not valid JSON: %s' % (path, e)) from e
+    kept = [m for m in index.get('manifests', [])
+            if m.get('digest') != entry['digest']
+            and not (ref_name and
+                     (m.get('annotations') or {}).get(OCI_REF_NAME) == ref_name)]
+    index['schemaVersion'] = 2
+    index['manifests'] = kept + [entry]
+    return index
 
 
 def uncompressed(image: docker_image.DockerImage, directory: str,

@@ -1,0 +1,91 @@
+"""puller.par --format oci: an OCI image layout that OCI tools accept."""
+import json
+import os
+import subprocess
+
+from containerregistry.testing import images
+
+
+def _blob(directory, digest):
+    path = os.path.join(directory, 'blobs', 'sha256', digest.split(':')[1])
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def _index(directory):
+    with open(os.path.join(directory, 'index.json')) as f:
+        return json.load(f)
+
+
+def test_oci_image_is_written_as_served(registry, repo_name, pull):
+    layers = [images.make_layer(801, 4000), images.make_layer(802, 2000)]
+    pushed = images.push_image(registry, repo_name + ':v1', layers, fmt='oci')
+    proc = pull(pushed.by_tag, '--format', 'oci')
+    assert proc.returncode == 0, proc.stderr
+    out = proc.directory
+    with open(os.path.join(out, 'oci-layout')) as f:
+        assert json.load(f) == {'imageLayoutVersion': '1.0.0'}
+    index = _index(out)
+    assert index['schemaVersion'] == 2
+    assert index['manifests'] == [{
+        'mediaType': 'application/vnd.oci.image.manifest.v1+json',
+        'digest': pushed.digest, 'size': len(pushed.manifest),
+        'annotations': {'org.opencontainers.image.ref.name': 'v1'}}]
+    assert _blob(out, pushed.digest) == pushed.manifest
+    assert _blob(out, pushed.config_digest) == pushed.config
+    for layer in pushed.layers:
+        assert _blob(out, layer.digest) == layer.blob
+    names = sorted(os.listdir(os.path.join(out, 'blobs', 'sha256')))
+    assert names == sorted(d.split(':')[1] for d in
+                           [pushed.digest, pushed.config_digest]
+                           + [l.digest for l in pushed.layers])
+
+
+def test_docker_image_is_relabelled_and_read_by_skopeo_and_umoci(
+        registry, repo_name, pull, tmp_path):
+    layers = [images.make_layer(811, 3000)]
+    pushed = images.push_image(registry, repo_name + ':d', layers)
+    proc = pull(pushed.by_tag, '--format', 'oci')
+    assert proc.returncode == 0, proc.stderr
+    out = proc.directory
+    entry = _index(out)['manifests'][0]
+    manifest = json.loads(_blob(out, entry['digest']))
+    assert manifest['mediaType'] == 'application/vnd.oci.image.manifest.v1+json'
+    assert manifest['config']['mediaType'] == (
+        'application/vnd.oci.image.config.v1+json')
+    assert manifest['config']['digest'] == pushed.config_digest
+    assert [l['digest'] for l in manifest['layers']] == [
+        l.digest for l in pushed.layers]
+    assert {l['mediaType'] for l in manifest['layers']} == {
+        'application/vnd.oci.image.layer.v1.tar+gzip'}
+
+    copied = tmp_path / 'skopeo-dir'
+    subprocess.run(['skopeo', 'copy', 'oci:%s:d' % out, 'dir:%s' % copied],
+                   check=True, capture_output=True)
+    assert (copied / pushed.layers[0].hex).read_bytes() == pushed.layers[0].blob
+
+    bundle = tmp_path / 'bundle'
+    subprocess.run(['umoci', 'unpack', '--rootless', '--image', '%s:d' % out,
+                    str(bundle)], check=True, capture_output=True)
+    assert (bundle / 'rootfs').is_dir()
+
+
+def test_layout_keeps_other_images(registry, repo_name, pull):
+    one = images.push_image(registry, repo_name + ':one',
+                            [images.make_layer(821, 1000)], fmt='oci')
+    two = images.push_image(registry, repo_name + ':two',
+                            [images.make_layer(822, 1000)], fmt='oci')
+    out = pull.new_dir()
+    for pushed in (one, two, one):
+        proc = pull(pushed.by_tag, '--format', 'oci', directory=out)
+        assert proc.returncode == 0, proc.stderr
+    refs = {m['annotations']['org.opencontainers.image.ref.name']: m['digest']
+            for m in _index(out)['manifests']}
+    assert refs == {'one': one.digest, 'two': two.digest}
+
+
+def test_failed_oci_pull_leaves_no_index(registry, repo_name, pull):
+    proc = pull('%s/%s:missing' % (registry.host, repo_name), '--format', 'oci')
+    assert proc.returncode == 1
+    assert 'MANIFEST_UNKNOWN' in proc.stderr
+    assert not os.path.exists(os.path.join(proc.directory, 'index.json'))
