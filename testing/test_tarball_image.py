@@ -418,3 +418,60 @@ def test_large_layer_is_never_held_in_memory(tmp_path):
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, peak
+
+
+def test_many_large_layers_on_a_thread_pool(tmp_path):
+    # More layers than threads, large enough to be sampled for their cost.
+    tars = [images.make_layer(40 + i, (1 + i % 2) << 20,
+                              'text' if i % 2 else 'random')
+            for i in range(5)]
+    path = hand_tarball(str(tmp_path / 'five.tar'),
+                        [{'Config': 'c.json',
+                          'Layers': ['l%d.tar' % i for i in range(5)]}],
+                        dict({'c.json': config_for(tars)},
+                             **{'l%d.tar' % i: t for i, t in enumerate(tars)}))
+    digests = set()
+    for threads in (1, 2, 32):
+        with docker_image.FromTarball(path, threads=threads) as img:
+            layers = json.loads(img.manifest())['layers']
+            assert [l['digest'] for l in layers] == [
+                sha256(upstream_gzip(t)) for t in tars]
+            digests.add(img.digest())
+    assert len(digests) == 1
+
+
+def test_diff_id_mismatch_is_found_and_final(tmp_path, monkeypatch):
+    tars = LAYERS
+    other = images.make_layer(99)
+    path = hand_tarball(str(tmp_path / 'bad.tar'),
+                        [{'Config': 'c.json',
+                          'Layers': ['a.tar', 'b.tar', 'c.tar']}],
+                        {'c.json': config_for(tars), 'a.tar': tars[0],
+                         'b.tar': other, 'c.tar': tars[2]})
+    with docker_image.FromTarball(path, threads=2) as img:
+        with pytest.raises(ValueError) as exc:
+            img.manifest()
+        text = one_line_error(exc)
+        assert isinstance(exc.value, docker_image.DigestMismatchedError)
+        assert ('layer 1 (b.tar) does not match the config: its tar hashes '
+                'to %s, the config says %s' % (sha256(other), sha256(tars[1]))
+                in text)
+        # The failure is remembered rather than computed again.
+        monkeypatch.setattr(compression, 'gzip_stream', None)
+        with pytest.raises(ValueError) as again:
+            img.fs_layers()
+        assert str(again.value) == text
+
+
+def test_gzipped_member_with_bad_crc(tmp_path):
+    blob = bytearray(upstream_gzip(LAYERS[0]))
+    blob[-5] ^= 0x10
+    path = hand_tarball(str(tmp_path / 'crc.tar'),
+                        [{'Config': 'c.json', 'Layers': ['a.tar.gz']}],
+                        {'c.json': config_for(LAYERS[:1]),
+                         'a.tar.gz': bytes(blob)})
+    with docker_image.FromTarball(path) as img:
+        with pytest.raises(ValueError) as exc:
+            img.manifest()
+    assert ("layer 'a.tar.gz' is not valid gzip data (CRC check failed"
+            in one_line_error(exc))
