@@ -475,3 +475,15 @@ def test_gzipped_member_with_bad_crc(tmp_path):
             img.manifest()
     assert ("layer 'a.tar.gz' is not valid gzip data (CRC check failed"
             in one_line_error(exc))
+
+
+def test_failed_enter_leaves_no_temporary_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, 'tempdir', str(tmp_path))
+    gz = tmp_path / 'v1.tar.gz'
+    raw = hand_tarball(str(tmp_path / 'v1.tar'), None, {'repositories': b'{}'})
+    with open(raw, 'rb') as src, gzip.open(gz, 'wb') as dst:
+        dst.write(src.read())
+    with pytest.raises(ValueError, match='has no manifest.json'):
+        with docker_image.FromTarball(str(gz)):
+            pass
+    assert not [n for n in os.listdir(tmp_path) if n.startswith('cr-tarball-')]

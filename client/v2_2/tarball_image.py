@@ -668,7 +668,11 @@ class FromTarball(docker_image.DockerImage):
             return f.read()
 
     def __enter__(self) -> 'FromTarball':
-        self._load()
+        try:
+            self._load()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, unused_type, unused_value, unused_traceback):
