@@ -368,3 +368,36 @@ def test_bad_format_is_a_usage_error(tmp_path):
     proc = run_importer('x.tar', str(tmp_path / 'o'), '--format', 'zip')
     assert proc.returncode == 2
     assert "argument --format: invalid choice: 'zip'" in proc.stderr
+
+
+def test_round_trip_through_the_pusher(skopeo_image, tmp_path, registry,
+                                       repo_name, tool_env):
+    """importer --format tar.gz → pusher.par → what skopeo sees."""
+    built, path = skopeo_image
+    out = str(tmp_path / 'image')
+    assert run_importer(path, out, '--format', 'tar.gz').returncode == 0
+    files = layout(out)
+    name = '%s/%s:v1' % (registry.host, repo_name)
+    args = ['--name', name, '--config', os.path.join(out, 'config.json')]
+    for i in range(len(LAYERS)):
+        args += ['--digest', os.path.join(out, '%03d.sha256' % i),
+                 '--layer', os.path.join(out, '%03d.tar.gz' % i)]
+    proc = pars.run_tool('pusher', *args, env=tool_env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '%s was published with digest: %s\n' % (
+        name, files['digest'].decode())
+
+    raw = images.skopeo('inspect', '--tls-verify=false', '--raw',
+                        'docker://' + name).stdout
+    assert raw == files['manifest.json']
+    config = images.skopeo('inspect', '--tls-verify=false', '--config',
+                           '--raw', 'docker://' + name).stdout
+    assert config == built.config
+    inspected = json.loads(images.skopeo(
+        'inspect', '--tls-verify=false', 'docker://' + name).stdout)
+    assert inspected['Digest'] == files['digest'].decode()
+    assert inspected['Layers'] == [
+        sha256(upstream_gzip(t)) for t in LAYERS]
+    assert [l['digest'] for l in json.loads(raw)['layers']] == [
+        'sha256:' + files['%03d.sha256' % i].decode()
+        for i in range(len(LAYERS))]
