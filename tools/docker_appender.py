@@ -45,31 +45,20 @@ parser.add_argument(
 _THREADS = 8
 
 
-def _describe(err: BaseException) -> str:
-    from containerregistry.client.v2_2 import append
-
-    if isinstance(err, append.LayerError):
-        return ' '.join(str(err).split())
-    return errors.describe(err)
-
-
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
 
     # Imported here so that --help and argument errors stay quick.
-    from containerregistry.client import docker_creds
     from containerregistry.client import docker_name
     from containerregistry.client.v2_2 import append
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import docker_session
+    from containerregistry.tools import registry_access
     from containerregistry.transport import urllib3_http
 
     try:
-        if '@' in args.src_image:
-            src = docker_name.Digest(args.src_image)
-        else:
-            src = docker_name.Tag(args.src_image)
+        src = registry_access.parse_reference(args.src_image)
     except docker_name.BadNameException as e:
         cli.fatal('Error appending to %s: %s', args.src_image, e)
     try:
@@ -84,45 +73,34 @@ def main(argv=None) -> None:
         cli.fatal('Error appending to %s: tarball %s %s', src, args.tarball,
                   reason)
 
-    if args.client_config_dir is not None:
-        try:
-            docker_creds.DefaultKeychain.setCustomConfigDir(
-                args.client_config_dir)
-        except Exception as e:  # pylint: disable=broad-except
-            cli.fatal('Error resolving credentials for %s: %s', src, e)
-    creds = {}
-    for name in (src, dst):
-        try:
-            creds[name] = docker_creds.DefaultKeychain.Resolve(name)
-        except Exception as e:  # pylint: disable=broad-except
-            cli.fatal('Error resolving credentials for %s: %s', name,
-                      errors.describe(e))
+    src_creds, dst_creds = registry_access.credentials(
+        [src, dst], args.client_config_dir)
 
     transport = urllib3_http.Http(maxsize=_THREADS)
     try:
         logging.info('Reading %s ...', src)
-        with docker_image_list.open_image(src, creds[src], transport) as base:
+        with docker_image_list.open_image(src, src_creds, transport) as base:
             try:
                 image = append.Layer(base, args.tarball)
             except Exception as e:  # pylint: disable=broad-except
                 logging.debug('Appending failed', exc_info=True)
-                cli.fatal('Error appending to %s: %s', src, _describe(e))
+                cli.fatal('Error appending to %s: %s', src, errors.describe(e))
             with image:
                 try:
                     logging.info('Starting upload of %s ...', dst)
                     # Not a context manager: its exit would log a second
                     # error line for a failure reported below.
                     session = docker_session.Push(
-                        dst, creds[dst], transport, threads=_THREADS,
+                        dst, dst_creds, transport, threads=_THREADS,
                         mount=[src.as_repository()])
                     session.upload(image)
                     digest = image.digest()
                 except Exception as e:  # pylint: disable=broad-except
                     logging.debug('Push failed', exc_info=True)
-                    cli.fatal('Error publishing %s: %s', dst, _describe(e))
+                    cli.fatal('Error publishing %s: %s', dst, errors.describe(e))
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Reading the base failed', exc_info=True)
-        cli.fatal('Error appending to %s: %s', src, _describe(e))
+        cli.fatal('Error appending to %s: %s', src, errors.describe(e))
     print('{name} was published with digest: {digest}'.format(
         name=dst, digest=digest), flush=True)
 

@@ -64,19 +64,6 @@ logging_setup.DefineCommandLineArgs(parser)
 _ERROR = 'Error flattening image: %s'
 
 
-def _describe(err: BaseException) -> str:
-    """One line for ERR; the library's own errors speak for themselves."""
-    from containerregistry.client.v2_2 import compression
-    from containerregistry.client.v2_2 import disk_image
-    from containerregistry.client.v2_2 import flatten
-    from containerregistry.client.v2_2 import tarball_image
-    if isinstance(err, (flatten.FlattenError, disk_image.DiskImageError,
-                        tarball_image.TarballError,
-                        compression.CompressionError)):
-        return ' '.join(str(err).split())
-    return errors.describe(err)
-
-
 class _Outputs:
     """Output files written under temporary names, renamed all at once."""
 
@@ -216,7 +203,7 @@ def main(argv=None) -> None:
     except Exception as e:  # pylint: disable=broad-except
         outputs.discard()
         logging.debug('Flatten failed', exc_info=True)
-        cli.fatal(_ERROR, _describe(e))
+        cli.fatal(_ERROR, errors.describe(e))
     finally:
         outputs.discard()
 

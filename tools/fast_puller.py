@@ -63,30 +63,17 @@ def main(argv=None) -> None:
     logging_setup.Init(args=args)
 
     # Imported here so that --help and argument errors stay quick.
-    from containerregistry.client import docker_creds
     from containerregistry.client import docker_name
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import save
+    from containerregistry.tools import registry_access
     from containerregistry.transport import urllib3_http
 
     try:
-        if '@' in args.name:
-            name = docker_name.Digest(args.name)
-        else:
-            name = docker_name.Tag(args.name)
+        name = registry_access.parse_reference(args.name)
     except docker_name.BadNameException as e:
         cli.fatal('Error pulling and saving image %s: %s', args.name, e)
-
-    if args.client_config_dir is not None:
-        try:
-            docker_creds.DefaultKeychain.setCustomConfigDir(
-                args.client_config_dir)
-        except Exception as e:  # pylint: disable=broad-except
-            cli.fatal('Error resolving credentials for %s: %s', name, e)
-    try:
-        creds = docker_creds.DefaultKeychain.Resolve(name)
-    except Exception as e:  # pylint: disable=broad-except
-        cli.fatal('Error resolving credentials for %s: %s', name, e)
+    creds, = registry_access.credentials([name], args.client_config_dir)
 
     transport = urllib3_http.Http(maxsize=_THREADS)
     platform = platform_args.FromArgs(args)

@@ -247,7 +247,7 @@ def _push_error(err: BaseException, args: argparse.Namespace) -> str:
     """One line for a failed push, naming the layer behind DIGEST_INVALID."""
     from containerregistry.client.v2_2 import docker_http
 
-    text = describe(err)
+    text = errors.describe(err)
     if isinstance(err, docker_http.V2DiagnosticException) and any(
             d.code == 'DIGEST_INVALID' for d in err.diagnostics):
         culprit = _mismatched_layer(args)
@@ -256,25 +256,14 @@ def _push_error(err: BaseException, args: argparse.Namespace) -> str:
     return text
 
 
-def describe(err: BaseException) -> str:
-    """One line for ERR: input errors speak for themselves, others as usual."""
-    from containerregistry.client.v2_2 import disk_image
-    from containerregistry.client.v2_2 import tarball_image
-
-    if isinstance(err, (StampError, InputError, disk_image.DiskImageError,
-                        tarball_image.TarballError)):
-        return ' '.join(str(err).split())
-    return errors.describe(err)
-
-
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
 
     # Imported here so that --help and argument errors stay quick.
-    from containerregistry.client import docker_creds
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.client.v2_2 import oci_compat
+    from containerregistry.tools import registry_access
     from containerregistry.transport import urllib3_http
 
     # Push by digest is possible in the library, but a digest cannot be
@@ -282,7 +271,7 @@ def main(argv=None) -> None:
     try:
         name = Tag(args.name, args.stamp_info_file)
     except Exception as e:  # pylint: disable=broad-except
-        cli.fatal('Error publishing %s: %s', args.name, describe(e))
+        cli.fatal('Error publishing %s: %s', args.name, errors.describe(e))
 
     message = flag_error(args)
     if message:
@@ -292,20 +281,10 @@ def main(argv=None) -> None:
         image = open_image(args)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Reading the image failed', exc_info=True)
-        cli.fatal('Error publishing %s: %s', name, describe(e))
+        cli.fatal('Error publishing %s: %s', name, errors.describe(e))
 
     with image:
-        if args.client_config_dir is not None:
-            try:
-                docker_creds.DefaultKeychain.setCustomConfigDir(
-                    args.client_config_dir)
-            except Exception as e:  # pylint: disable=broad-except
-                cli.fatal('Error resolving credentials for %s: %s', name, e)
-        try:
-            creds = docker_creds.DefaultKeychain.Resolve(name)
-        except Exception as e:  # pylint: disable=broad-except
-            cli.fatal('Error resolving credentials for %s: %s', name,
-                      errors.describe(e))
+        creds, = registry_access.credentials([name], args.client_config_dir)
 
         to_push = oci_compat.OCIFromV22(image) if args.oci else image
         transport = urllib3_http.Http(maxsize=_THREADS)

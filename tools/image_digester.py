@@ -11,6 +11,7 @@ import os
 import tempfile
 
 from containerregistry.tools import cli
+from containerregistry.tools import errors
 from containerregistry.tools import logging_setup
 
 USAGE = """digester.par [-h] [--tarball TARBALL] --output-digest OUTPUT_DIGEST
@@ -106,7 +107,7 @@ def main(argv=None) -> None:
         write_atomically(args.output_digest, digest)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Computing the digest failed', exc_info=True)
-        cli.fatal('Error getting digest: %s', fast_pusher.describe(e))
+        cli.fatal('Error getting digest: %s', errors.describe(e))
 
 
 if __name__ == '__main__':
