@@ -78,13 +78,13 @@ import sys
 import httplib2
 import pyparsing
 import six
-import urllib3
+import oauth2client
 
 json.dump({
     'name': __name__,
     'argv0': sys.argv[0],
     'path': sys.path,
-    'files': {m.__name__: m.__file__ for m in (httplib2, pyparsing, six, urllib3)},
+    'files': {m.__name__: m.__file__ for m in (httplib2, pyparsing, six, oauth2client)},
     'versions': {d: importlib.metadata.version(d) for d in sys.argv[1:]},
     'cacerts': len(pkgutil.get_data('httplib2', 'cacerts.txt')),
 }, sys.stdout)
@@ -94,10 +94,10 @@ json.dump({
 def _hostile_env(tmp_path) -> Dict[str, str]:
     """An env whose PYTHONPATH, user site and .pth try to shadow bundled modules."""
     pythonpath = tmp_path / 'pythonpath'
-    (pythonpath / 'urllib3').mkdir(parents=True)
+    (pythonpath / 'oauth2client').mkdir(parents=True)
     poison = b'raise ImportError("host copy imported instead of the bundled one")\n'
     (pythonpath / 'httplib2.py').write_bytes(poison)
-    (pythonpath / 'urllib3' / '__init__.py').write_bytes(poison)
+    (pythonpath / 'oauth2client' / '__init__.py').write_bytes(poison)
     home = tmp_path / 'home'
     home.mkdir()
     env = {'PATH': '/usr/bin:/bin', 'HOME': str(home), 'PYTHONPATH': str(pythonpath)}
@@ -117,7 +117,7 @@ def _hostile_env(tmp_path) -> Dict[str, str]:
 
 
 def _run_probe(probe_par: str, env: Dict[str, str]) -> dict:
-    versions = ['httplib2', 'urllib3', 'six', 'pyparsing', 'oauth2client']
+    versions = ['httplib2', 'six', 'pyparsing', 'oauth2client']
     proc = subprocess.run(['/usr/bin/python3', os.path.basename(probe_par)] + versions,
                           cwd=os.path.dirname(probe_par), env=env,
                           capture_output=True, text=True, timeout=60)
@@ -144,7 +144,7 @@ def test_par_layout(par_zip):
     names = par_zip.namelist()
     assert names == sorted(names)
     assert {'__main__.py', '__main__.pyc', 'containerregistry/__init__.py', MAIN_ENTRY,
-            'httplib2/__init__.py', 'httplib2/cacerts.txt', 'urllib3/__init__.py',
+            'httplib2/__init__.py', 'httplib2/cacerts.txt',
             'oauth2client/__init__.py', 'six.py'} <= set(names)
     # Import roots are hoisted: no runfiles prefix of the pip repository.
     assert not [n for n in names if n.startswith(('containerregistry_pip', 'site/'))]
@@ -164,9 +164,9 @@ def test_par_layout(par_zip):
             # the python that ran pip: they would make the build host-dependent).
             listed = [row.split(',')[0] for row in par_zip.read(n).decode().splitlines()]
             assert listed and not [p for p in listed if p not in names], (n, listed)
-    # :containerregistry needs httplib2, oauth2client and urllib3, and those
+    # :containerregistry needs httplib2 and oauth2client, and those
     # the rest; absl-py and concurrent-log-handler are locked but not used.
-    bundled = {'httplib2', 'oauth2client', 'urllib3', 'pyparsing', 'six', 'rsa', 'pyasn1',
+    bundled = {'httplib2', 'oauth2client', 'pyparsing', 'six', 'rsa', 'pyasn1',
                'pyasn1-modules'}
     locked = _locked_versions()
     assert dist_infos == {name: locked[name] for name in bundled}
@@ -211,7 +211,7 @@ def test_par_falls_back_to_source_for_foreign_pyc(par, par_zip, tmp_path):
                      'httplib2/__init__.pyc': foreign})
     out = _run_probe(probe, {'PATH': '/usr/bin:/bin'})
     assert out['files']['httplib2'] == os.path.join(probe, 'httplib2', '__init__.py')
-    assert out['files']['urllib3'].endswith('.pyc')
+    assert out['files']['oauth2client'].endswith('.pyc')
 
 
 def test_bazel_run_in_main_workspace():
@@ -300,7 +300,7 @@ def test_consumer_binary_gets_pinned_deps(consumer):
     assert proc.returncode == 0, proc.stderr[-3000:]
     locked = _locked_versions()
     lines = proc.stdout.splitlines()
-    assert len(lines) == 3, proc.stdout
+    assert len(lines) == 2, proc.stdout
     for line in lines:
         name, version, path = line.split(' ', 2)
         assert version == locked[name], line

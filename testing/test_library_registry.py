@@ -19,7 +19,7 @@ from containerregistry.client.v2_2 import docker_image_list
 from containerregistry.testing import images
 from containerregistry.transport import retry
 from containerregistry.transport import transport_pool
-from containerregistry.transport import urllib3_http
+from containerregistry.transport import pooled_http
 
 
 def _transports():
@@ -28,7 +28,7 @@ def _transports():
         'pool': transport_pool.Http(
             retry.Factory().WithSourceTransportCallable(httplib2.Http).Build,
             size=2),
-        'urllib3': urllib3_http.Http(),
+        'pooled': pooled_http.Http(),
     }
 
 
@@ -38,7 +38,7 @@ def pushed(registry):
     return images.push_image(registry, 'lib/single:t', layers)
 
 
-@pytest.mark.parametrize('kind', ['httplib2', 'pool', 'urllib3'])
+@pytest.mark.parametrize('kind', ['httplib2', 'pool', 'pooled'])
 def test_from_registry_reads_image(registry, pushed, kind):
     transport = _transports()[kind]
     name = docker_name.Tag(pushed.by_tag)
@@ -94,7 +94,7 @@ def test_wrong_blob_digest_is_refused_not_returned(registry, pushed):
     """Asking for a blob under another digest must not return its bytes."""
     name = docker_name.Tag(pushed.by_tag)
     with docker_image.FromRegistry(name, docker_creds.Anonymous(),
-                                   urllib3_http.Http()) as img:
+                                   pooled_http.Http()) as img:
         missing = 'sha256:' + hashlib.sha256(b'absent').hexdigest()
         with pytest.raises(docker_http.V2DiagnosticException) as err:
             img.blob(missing)
@@ -107,7 +107,7 @@ def test_save_uncompressed_writes_layer_tars_and_diff_ids(registry, pushed,
     from containerregistry.client.v2_2 import save
     name = docker_name.Tag(pushed.by_tag)
     with docker_image_list.open_image(name, docker_creds.Anonymous(),
-                                      urllib3_http.Http()) as img:
+                                      pooled_http.Http()) as img:
         config_path, layers = save.uncompressed(img, str(tmp_path / 'u'),
                                                 threads=2)
     assert open(config_path, 'rb').read() == pushed.config

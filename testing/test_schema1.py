@@ -27,7 +27,7 @@ from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import proxy as proxy_mod
 from containerregistry.testing import schema1
-from containerregistry.transport import urllib3_http
+from containerregistry.transport import pooled_http
 
 sha256 = images.sha256
 
@@ -431,7 +431,7 @@ def test_open_image_library_cleans_its_spool(s1_registry, repo_name, tmp_path,
     monkeypatch.setattr(tempfile, 'tempdir', str(spool_root))
     name = docker_name.Tag(pushed.by_tag)
     with docker_image_list.open_image(name, docker_creds.Anonymous(),
-                                      urllib3_http.Http()) as image:
+                                      pooled_http.Http()) as image:
         assert isinstance(image, v2_compat.V22FromV2)
         assert image.diff_ids() == list(reversed([e.diff_id for e in img.entries]))
         assert len(os.listdir(spool_root)) == 1
@@ -466,7 +466,7 @@ def test_pull_schema1_streams_layers(s1_registry, repo_name, pull, tmp_path):
 def test_v2_from_registry_standalone(s1_registry, repo_name):
     img = _image(seed=180)
     pushed = schema1.push(s1_registry, repo_name + ':v1', img)
-    creds, transport = docker_creds.Anonymous(), urllib3_http.Http()
+    creds, transport = docker_creds.Anonymous(), pooled_http.Http()
     for ref in (pushed.by_tag, pushed.by_digest):
         name = (docker_name.Digest(ref) if '@' in ref else docker_name.Tag(ref))
         with v2_image.FromRegistry(name, creds, transport) as v2:
@@ -490,7 +490,7 @@ def test_v2_from_registry_checks_the_manifest(s1_registry, s1_proxy, repo_name):
     s1_proxy.replace_manifest(pushed.digest, other.manifest)
     name = docker_name.Digest('%s/%s@%s' % (s1_proxy.host, pushed.repo, pushed.digest))
     with v2_image.FromRegistry(name, docker_creds.Anonymous(),
-                               urllib3_http.Http()) as v2:
+                               pooled_http.Http()) as v2:
         with pytest.raises(docker_digest.DigestMismatchedError,
                            match='digest mismatch'):
             v2.manifest()

@@ -16,7 +16,7 @@ from containerregistry.client.v2_2 import docker_image_list
 from containerregistry.client.v2_2 import docker_session
 from containerregistry.testing import images
 from containerregistry.testing import push_helpers as ph
-from containerregistry.transport import urllib3_http
+from containerregistry.transport import pooled_http
 
 ANON = docker_creds.Anonymous()
 
@@ -36,7 +36,7 @@ def _from_disk(disk: ph.DiskImage):
 
 
 def _push(name, image, creds=ANON, transport=None, **kw):
-    transport = transport or urllib3_http.Http(maxsize=8)
+    transport = transport or pooled_http.Http(maxsize=8)
     with docker_session.Push(name, creds, transport, **kw) as session:
         session.upload(image)
 
@@ -52,10 +52,10 @@ def _assert_holds(registry, repo, ref, disk: ph.DiskImage):
     assert blobs == {l.digest: l.blob for l in disk.layers}
 
 
-@pytest.mark.parametrize('transport', ['urllib3', 'httplib2'])
+@pytest.mark.parametrize('transport', ['pooled', 'httplib2'])
 def test_push_round_trip(registry, repo_name, tmp_path, transport):
     disk = _disk(tmp_path, [1, 2, 3])
-    http = urllib3_http.Http() if transport == 'urllib3' else httplib2.Http()
+    http = pooled_http.Http() if transport == 'pooled' else httplib2.Http()
     mark = registry.mark()
     with _from_disk(disk) as image:
         assert image.digest() == disk.digest()
@@ -227,7 +227,7 @@ def test_use_digest_with_tag_name(registry, repo_name, tmp_path):
     mark = registry.mark()
     with _from_disk(disk) as image:
         with docker_session.Push(_tag(registry, repo_name), ANON,
-                                 urllib3_http.Http()) as session:
+                                 pooled_http.Http()) as session:
             session.upload(image, use_digest=True)
     reqs = ph.repo_requests(registry, mark, repo_name)
     assert ph.manifest_puts(reqs) == ['/v2/%s/manifests/%s' % (repo_name, disk.digest())]
@@ -342,7 +342,7 @@ def test_copy_between_repositories(registry, repo_name, tmp_path):
     pushed = images.push_image(registry, repo_name + '-src:v1',
                                [images.make_layer(95), images.make_layer(96)])
     src = docker_name.Tag(pushed.by_tag)
-    with docker_image.FromRegistry(src, ANON, urllib3_http.Http()) as image:
+    with docker_image.FromRegistry(src, ANON, pooled_http.Http()) as image:
         _push(_tag(registry, repo_name + '-dst'), image)
     manifest, config, blobs = ph.pull_image(registry, repo_name + '-dst', 't')
     assert manifest == pushed.manifest
@@ -356,7 +356,7 @@ def test_delete_by_digest(registry, repo_name, tmp_path):
         _push(_tag(registry, repo_name), image)
     name = docker_name.Digest('%s/%s@%s' % (registry.host, repo_name, disk.digest()))
     mark = registry.mark()
-    docker_session.Delete(name, ANON, urllib3_http.Http())
+    docker_session.Delete(name, ANON, pooled_http.Http())
     assert ('DELETE', '/v2/%s/manifests/%s' % (repo_name, disk.digest())) in \
         registry.requests_since(mark)
     assert ph.tag_digest(registry, repo_name, disk.digest()) is None
@@ -366,7 +366,7 @@ def test_delete_by_digest(registry, repo_name, tmp_path):
 def test_delete_missing_manifest_fails(registry, repo_name):
     name = docker_name.Digest('%s/%s@sha256:%s' % (registry.host, repo_name, 'cd' * 32))
     with pytest.raises(docker_http.V2DiagnosticException) as err:
-        docker_session.Delete(name, ANON, urllib3_http.Http())
+        docker_session.Delete(name, ANON, pooled_http.Http())
     assert err.value.status == 404
 
 
@@ -377,7 +377,7 @@ def test_delete_with_token_auth(token_registry, repo_name, tmp_path):
         _push(_tag(token_registry, repo_name), image, creds=creds)
     name = docker_name.Digest('%s/%s@%s' % (token_registry.host, repo_name,
                                             disk.digest()))
-    docker_session.Delete(name, creds, urllib3_http.Http())
+    docker_session.Delete(name, creds, pooled_http.Http())
     assert ph.tag_digest(token_registry, repo_name, disk.digest()) is None
 
 
@@ -387,6 +387,6 @@ def test_delete_by_tag_is_refused_by_the_registry(registry, repo_name, tmp_path)
     with _from_disk(disk) as image:
         _push(_tag(registry, repo_name), image)
     with pytest.raises(docker_http.V2DiagnosticException) as err:
-        docker_session.Delete(_tag(registry, repo_name), ANON, urllib3_http.Http())
+        docker_session.Delete(_tag(registry, repo_name), ANON, pooled_http.Http())
     assert err.value.status == 400
     assert ph.tag_digest(registry, repo_name, 't') == disk.digest()

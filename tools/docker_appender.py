@@ -55,7 +55,7 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.tools import registry_access
-    from containerregistry.transport import urllib3_http
+    from containerregistry.transport import pooled_http
 
     try:
         src = registry_access.parse_reference(args.src_image)
@@ -76,7 +76,7 @@ def main(argv=None) -> None:
     src_creds, dst_creds = registry_access.credentials(
         [src, dst], args.client_config_dir)
 
-    transport = urllib3_http.Http(maxsize=_THREADS)
+    transport = pooled_http.Http(maxsize=_THREADS)
     try:
         logging.info('Reading %s ...', src)
         with docker_image_list.open_image(src, src_creds, transport) as base:

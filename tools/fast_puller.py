@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import save
     from containerregistry.tools import registry_access
-    from containerregistry.transport import urllib3_http
+    from containerregistry.transport import pooled_http
 
     try:
         name = registry_access.parse_reference(args.name)
@@ -75,7 +75,7 @@ def main(argv=None) -> None:
         cli.fatal('Error pulling and saving image %s: %s', args.name, e)
     creds, = registry_access.credentials([name], args.client_config_dir)
 
-    transport = urllib3_http.Http(maxsize=_THREADS)
+    transport = pooled_http.Http(maxsize=_THREADS)
     platform = platform_args.FromArgs(args)
     try:
         logging.info('Pulling %s', name)

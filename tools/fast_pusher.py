@@ -264,7 +264,7 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.client.v2_2 import oci_compat
     from containerregistry.tools import registry_access
-    from containerregistry.transport import urllib3_http
+    from containerregistry.transport import pooled_http
 
     # Push by digest is possible in the library, but a digest cannot be
     # known before the push: the pusher publishes tags.
@@ -287,7 +287,7 @@ def main(argv=None) -> None:
         creds, = registry_access.credentials([name], args.client_config_dir)
 
         to_push = oci_compat.OCIFromV22(image) if args.oci else image
-        transport = urllib3_http.Http(maxsize=_THREADS)
+        transport = pooled_http.Http(maxsize=_THREADS)
         try:
             logging.info('Starting upload of %s ...', name)
             # Not used as a context manager: its exit would log a second

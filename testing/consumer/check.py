@@ -8,15 +8,13 @@ import sys
 
 import httplib2
 import oauth2client
-import urllib3
 
 from containerregistry.client import docker_name
 
 
 def main() -> int:
     docker_name.Tag('localhost:5000/consumer/check:latest')
-    for module, dist in ((httplib2, 'httplib2'), (oauth2client, 'oauth2client'),
-                         (urllib3, 'urllib3')):
+    for module, dist in ((httplib2, 'httplib2'), (oauth2client, 'oauth2client')):
         print(dist, importlib.metadata.version(dist), module.__file__)
     return 0
 
