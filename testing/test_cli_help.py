@@ -290,5 +290,9 @@ def test_run_calls_main(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, 'path', list(sys.path))
     monkeypatch.setenv('BUILD_WORKING_DIRECTORY', str(tmp_path))
     seen = []
+    exits = []
+    monkeypatch.setattr(cli.os, '_exit', exits.append)
     cli.run(lambda: seen.append(os.getcwd()))
     assert seen == [str(tmp_path)]
+    # Success ends the process at once, with status 0.
+    assert exits == [0]
