@@ -7,17 +7,19 @@ lets sinks copy a blob without holding it; sources that can stream override
 it, the rest fall back to `blob()`.
 """
 import abc
-import gzip
 import io
 import json
 from typing import Any, List, Set
 
-from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
-is_compressed = compression.is_compressed
+
+
+def is_compressed(data: bytes) -> bool:
+    """True iff DATA starts with the gzip magic number."""
+    return data[0:2] == b'\x1f\x8b'
 
 # The sources live in modules of their own; import them only when asked for,
 # so that a tool loads just the source it uses.
@@ -104,10 +106,13 @@ class DockerImage(metaclass=abc.ABCMeta):
 
     def uncompressed_blob(self, digest: str) -> bytes:
         """Same as blob() but uncompressed."""
+        import gzip  # pylint: disable=import-outside-toplevel
         return gzip.decompress(self.blob(digest))
 
     def uncompressed_blob_stream(self, digest: str):
         """A reader over the blob, inflated on the fly if it is gzipped."""
+        # Imported here: pulls do not inflate, and this costs start-up time.
+        from containerregistry.client.v2_2 import compression
         return compression.gunzip_if_compressed(self.blob_stream(digest))[0]
 
     def _diff_id_to_digest(self, diff_id: str) -> str:

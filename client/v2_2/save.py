@@ -20,7 +20,6 @@ import shutil
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
-from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 
@@ -381,6 +380,7 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
     Each `NNN.sha256` then holds the layer's diff_id. Both the blob digest
     and the diff_id are checked as the layer streams through.
     """
+    from containerregistry.client.v2_2 import compression
     diff_ids = list(reversed(image.diff_ids()))
     fs_layers = list(reversed(image.fs_layers()))
     by_digest = dict(zip(fs_layers, diff_ids))
