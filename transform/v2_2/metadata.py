@@ -7,10 +7,13 @@ new history entries are inserted at the front (in reverse order), and
 `rootfs`/`history` are only written when layers are given.
 """
 import collections
-import copy
 import hashlib
-import re
 from typing import Any, Dict, List, Mapping, Optional
+
+from containerregistry.transform import config_util
+
+# Kept under its old name for callers of this module.
+expand = config_util.expand
 
 _OverridesT = collections.namedtuple('OverridesT', [
     'layers', 'entrypoint', 'cmd', 'env', 'labels', 'ports', 'volumes',
@@ -23,9 +26,6 @@ _DEFAULT_TIMESTAMP = '1970-01-01T00:00:00Z'
 # A layer given as the sha256 of empty input stands for "no filesystem
 # change": it gets a history entry but no diff_id.
 _EMPTY_LAYER = hashlib.sha256(b'').hexdigest()
-
-# What posix shells (and os.path.expandvars) treat as a variable reference.
-_VARIABLE = re.compile(r'\$(\w+|\{[^}]*\})', re.ASCII)
 
 
 class Overrides(_OverridesT):
@@ -95,60 +95,6 @@ class Overrides(_OverridesT):
             creation_time=creation_time or self.creation_time)
 
 
-def expand(value: str, environment: Mapping[str, Optional[str]]) -> str:
-    """Expands `$NAME` and `${NAME}` in VALUE from ENVIRONMENT.
-
-    Same result as `os.path.expandvars` with ENVIRONMENT as the process
-    environment (what upstream did by swapping `os.environ`), without
-    touching the process: unknown names stay literal and substituted text
-    is not expanded again.
-    """
-    if '$' not in value:
-        return value
-    i = 0
-    while True:
-        match = _VARIABLE.search(value, i)
-        if not match:
-            return value
-        i, j = match.span(0)
-        name = match.group(1)
-        if name.startswith('{') and name.endswith('}'):
-            name = name[1:-1]
-        replacement = environment.get(name)
-        if replacement is None:
-            i = j
-            continue
-        tail = value[j:]
-        value = value[:i] + replacement
-        i = len(value)
-        value += tail
-
-
-def _deep_copy_skip_null(data: Any) -> Any:
-    """A deep copy in which dict entries whose value is None are dropped.
-
-    Only dicts nested in dicts are filtered; lists are copied as they are.
-    """
-    if isinstance(data, dict):
-        return {_deep_copy_skip_null(k): _deep_copy_skip_null(v)
-                for k, v in data.items() if v is not None}
-    return copy.deepcopy(data)
-
-
-def _env_to_dict(entries: List[str]) -> Dict[str, Optional[str]]:
-    """`K=V` entries as a dict; a bare `K` (no `=`) maps to None."""
-    result: Dict[str, Optional[str]] = {}
-    for entry in entries:
-        key, sep, value = entry.partition('=')
-        result[key] = value if sep else None
-    return result
-
-
-def _dict_to_env(env: Mapping[str, Optional[str]]) -> List[str]:
-    return [key if env[key] is None else '%s=%s' % (key, env[key])
-            for key in sorted(env)]
-
-
 def Override(data: Mapping[str, Any], options: Overrides,
              architecture: str = 'amd64',
              operating_system: str = 'linux') -> Dict[str, Any]:
@@ -166,7 +112,7 @@ def Override(data: Mapping[str, Any], options: Overrides,
       `os.version`, `config` and (with layers) `rootfs` and `history` are
       kept from or added to DATA; other top-level keys are dropped.
     """
-    defaults = _deep_copy_skip_null(data)
+    defaults = config_util.deep_copy_skip_null(data)
 
     output: Dict[str, Any] = {}
     output['created'] = options.creation_time or _DEFAULT_TIMESTAMP
@@ -187,11 +133,11 @@ def Override(data: Mapping[str, Any], options: Overrides,
         config['User'] = options.user
 
     if options.env:
-        environment = _env_to_dict(config.get('Env', []))
+        environment = config_util.env_to_dict(config.get('Env', []))
         # Later values see earlier ones: {'A': 'x', 'B': '$A'} gives B=x.
         for key, value in options.env.items():
-            environment[key] = expand(str(value), environment)
-        config['Env'] = _dict_to_env(environment)
+            environment[key] = config_util.expand(str(value), environment)
+        config['Env'] = config_util.dict_to_env(environment)
 
     if options.labels:
         labels = config.get('Labels', {})
