@@ -14,7 +14,7 @@ import json
 import os
 import subprocess
 import tarfile
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import pytest
 
