@@ -7,9 +7,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh || exit 1
 
+# Everything temporary (registry storage, test files) goes under one folder
+# of this run, so the clean-up can find exactly what this run started.
+run_tmp=$(mktemp -d "${TMPDIR:-/tmp}/cr-test-run.XXXXXX")
+export TMPDIR="$run_tmp"
 cleanup() {
   bazel shutdown >/dev/null 2>&1 || true
-  pkill -f 'docker-registry serve .*cr-registry-' >/dev/null 2>&1 || true
+  pkill -f "docker-registry serve $run_tmp/" >/dev/null 2>&1 || true
+  rm -rf "$run_tmp"
 }
 trap cleanup EXIT
 
