@@ -99,7 +99,7 @@ def _text_chunks(seed: int, size: int) -> Iterator[bytes]:
         left -= n
 
 
-def _layer_files(shape: Shape, index: int) -> List[Tuple[str, int, str]]:
+def layer_files(shape: Shape, index: int) -> List[Tuple[str, int, str]]:
     seed = shape.seed + index
     if shape.kind == 'mixed':
         half = shape.layer_size // 2
@@ -127,7 +127,7 @@ def layer_tar(shape: Shape, index: int) -> Iterator[bytes]:
     header = _tar_header('layer-%d' % seed, 0, directory=True)
     offset += len(header)
     yield header
-    for name, size, kind in _layer_files(shape, index):
+    for name, size, kind in layer_files(shape, index):
         header = _tar_header(name, size)
         offset += len(header)
         yield header
@@ -377,17 +377,17 @@ def build_par(name: str, given: Optional[str], work: str) -> Tuple[Optional[str]
                   'par_bytes': os.path.getsize(copy)}
 
 
-def tool_command(name: str, module: str, args, shim: str,
-                 work: str) -> Tuple[List[str], dict, dict]:
+def tool_command(name: str, module: str, args, shim: str, work: str,
+                 par: Optional[str] = None) -> Tuple[List[str], dict, dict]:
     """(command, environment, description) that runs tool NAME.
 
-    The .par (given by ARGS.par, or built) unless ARGS.source is set or the
-    build fails; then `python -m containerregistry.tools.MODULE` with the
-    checkout on PYTHONPATH through SHIM.
+    The .par (PAR, or built) unless ARGS.source is set or the build fails;
+    then `python -m containerregistry.tools.MODULE` with the checkout on
+    PYTHONPATH through SHIM. ARGS.python runs either.
     """
     env = dict(os.environ)
     if not args.source:
-        par, info = build_par(name, getattr(args, 'par', None), work)
+        par, info = build_par(name, par, work)
         if par is not None:
             return [args.python, par], env, info
     else:

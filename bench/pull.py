@@ -225,7 +225,7 @@ def main(argv=None) -> int:
     skopeo_env = images.skopeo_env()
     try:
         puller_cmd, puller_env, puller_info = common.tool_command(
-            'puller', 'fast_puller', args, shim, work)
+            'puller', 'fast_puller', args, shim, work, args.par)
         info = {
             'date': common.now_utc(),
             'git_head': common.git_head(),

@@ -1,0 +1,259 @@
+"""Push benchmark: pusher.par against `skopeo copy dir: docker://` on a local registry.
+
+Generates seeded images of three shapes once, as a skopeo `dir:` layout and
+as the fast layout the pusher reads (same blob files, hardlinked), then
+pushes each one with the pusher and with skopeo in alternating runs. Every
+run pushes into a registry of its own, started empty just before and
+removed after, so every blob is uploaded every time. After each run the
+registry's manifest must name the expected config and layer digests.
+
+It reports and never gates: the exit status is 0 whatever the numbers are.
+See bench/README.md for the method and the results.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Dict, List, Tuple
+
+import common
+from common import OUT_DIR, SHAPES
+
+PUSH_SHAPES = ['many', 'medium', 'large']
+
+# (what, limit) per shape; 'ratio' is median pusher / median skopeo wall
+# time of the same run, 'rss' the pusher's largest peak RSS in MiB.
+TARGETS: Dict[str, List[Tuple[str, float]]] = {
+    'many': [('ratio', 1.0)],
+    'medium': [('ratio', 0.8)],
+    'large': [('ratio', 0.6), ('rss', 64.0)],
+}
+
+FLOOR = os.path.join(common.ROOT, 'bench', 'floor_push.py')
+SKOPEO_CMD = ['skopeo', '--insecure-policy', 'copy', '--preserve-digests',
+              '--dest-tls-verify=false']
+
+
+def check_pushed(images, reg, repo: str, image: common.DirImage,
+                 same_manifest: bool) -> None:
+    """The registry's REPO:latest names IMAGE's config and layers, all present.
+
+    SAME_MANIFEST: the manifest bytes must be IMAGE's own (skopeo copies them
+    as they are; the pusher writes its own serialization).
+    """
+    client = images.Client(reg)
+    body, _ = client.manifest(repo, 'latest')
+    if same_manifest and body != image.manifest:
+        raise RuntimeError('%s: the registry serves other manifest bytes' % repo)
+    manifest = json.loads(body)
+    if manifest['config']['digest'] != image.config_digest:
+        raise RuntimeError('%s: config %s, want %s' % (
+            repo, manifest['config']['digest'], image.config_digest))
+    got = [(l['digest'], l['size']) for l in manifest['layers']]
+    want = [(d, s) for d, _, s in image.layers]
+    if got != want:
+        raise RuntimeError('%s: layers %s, want %s' % (repo, got, want))
+    for digest, size in want + [(image.config_digest, len(image.config))]:
+        status, headers, _ = client.request('HEAD', repo, 'blobs/' + digest)
+        if status != 200 or int(headers.get('Content-Length', -1)) != size:
+            raise RuntimeError('%s: blob %s is missing (HEAD %d)' % (repo, digest, status))
+
+
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds process PID has used so far."""
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+
+
+class Runner:
+    """Runs one push of one image into a fresh, empty registry."""
+
+    def __init__(self, registry, images, pusher_cmd: List[str], pusher_env: dict,
+                 skopeo_env: dict, work: str, python: str):
+        self.registry = registry
+        self.images = images
+        self.pusher_cmd = pusher_cmd
+        self.pusher_env = pusher_env
+        self.skopeo_env = skopeo_env
+        self.work = work
+        self.python = python
+
+    def run(self, tool: str, name: str, image: common.DirImage,
+            fast_args: List[str]) -> dict:
+        reg = self.registry.start_registry()
+        repo = 'bench/' + name
+        ref = '%s/%s:latest' % (reg.host, repo)
+        stat = os.path.join(self.work, 'time.txt')
+        try:
+            # Writeback of the previous run's data must not land in this one.
+            os.sync()
+            cpu = process_cpu(reg.proc.pid)
+            if tool == 'pusher':
+                result = common.timed(self.pusher_cmd + ['--name', ref] + fast_args,
+                                      self.pusher_env, stat)
+            elif tool == 'floor':
+                fast = os.path.dirname(fast_args[fast_args.index('--config') + 1])
+                result = common.timed([self.python, FLOOR, ref, fast],
+                                      self.pusher_env, stat)
+            else:
+                result = common.timed(SKOPEO_CMD + ['dir:' + image.directory,
+                                                    'docker://' + ref],
+                                      self.skopeo_env, stat)
+            # The registry's own work for this push (it is the same for every
+            # client: receive, hash and store each blob).
+            result['registry_cpu_s'] = round(process_cpu(reg.proc.pid) - cpu, 2)
+            check_pushed(self.images, reg, repo, image, same_manifest=tool == 'skopeo')
+            return result
+        finally:
+            reg.stop()
+
+
+def bench_shape(runner: Runner, name: str, image: common.DirImage,
+                fast_args: List[str], runs: int, tools: List[str]) -> dict:
+    results = common.alternate(tools, runs,
+                               lambda tool: runner.run(tool, name, image, fast_args))
+    out = {t: common.summarize(results[t]) for t in tools}
+    out['ratio'] = round(out['pusher']['median_s'] / out['skopeo']['median_s'], 3)
+    out['round_ratios'] = common.round_ratios(results['pusher'], results['skopeo'])
+    for tool in tools:
+        out[tool]['median_registry_cpu_s'] = round(statistics.median(
+            r['registry_cpu_s'] for r in results[tool]), 2)
+    if 'floor' in out:
+        out['floor_ratio'] = round(out['floor']['median_s'] / out['skopeo']['median_s'], 3)
+    return out
+
+
+def judge(name: str, result: dict) -> List[dict]:
+    out = []
+    for what, limit in TARGETS.get(name, []):
+        value = result['ratio'] if what == 'ratio' else result['pusher']['max_rss_mib']
+        out.append({'what': what, 'limit': limit, 'value': value,
+                    'pass': value <= limit})
+    return out
+
+
+def print_table(results: Dict[str, dict]) -> None:
+    floor = any('floor' in r for r in results.values())
+    print('\n%-7s %8s %9s %9s %6s %11s %11s %9s %9s' % (
+        'shape', 'blob MB', 'pusher s', 'skopeo s', 'ratio', 'pusher MiB',
+        'skopeo MiB', 'load', 'reg CPU') + ('   floor s  ratio' if floor else ''))
+    for name, r in results.items():
+        line = '%-7s %8.1f %9.3f %9.3f %6.2f %11.1f %11.1f %4.1f-%.1f %9.2f' % (
+            name, r['blob_bytes'] / 1e6, r['pusher']['median_s'],
+            r['skopeo']['median_s'], r['ratio'], r['pusher']['max_rss_mib'],
+            r['skopeo']['max_rss_mib'], r['load_min'], r['load_max'],
+            r['pusher']['median_registry_cpu_s'])
+        if 'floor' in r:
+            line += ' %9.3f %6.2f' % (r['floor']['median_s'], r['floor_ratio'])
+        print(line)
+    print()
+    for name, r in results.items():
+        for t in r['targets']:
+            if t['what'] == 'ratio':
+                text = 'time ratio %.2f <= %.1f' % (t['value'], t['limit'])
+            else:
+                text = 'pusher peak RSS %.1f MiB <= %.0f MiB' % (t['value'], t['limit'])
+            print('%-4s %-7s %s' % ('PASS' if t['pass'] else 'MISS', name, text))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--shapes', default=','.join(PUSH_SHAPES),
+                   help='comma-separated shapes out of %s' % ', '.join(PUSH_SHAPES))
+    p.add_argument('--runs', type=int, default=5,
+                   help='timed runs of each tool per shape (default 5)')
+    p.add_argument('--par', help='time this pusher.par instead of building one')
+    p.add_argument('--source', action='store_true',
+                   help='time `python -m containerregistry.tools.fast_pusher` '
+                        'from the checkout instead of a .par')
+    p.add_argument('--python',
+                   help='interpreter that runs the pusher (default: '
+                        '/usr/bin/python3 if it is 3.10+, else the real path '
+                        'of the one running this script; never a pyenv shim)')
+    p.add_argument('--floor', action='store_true',
+                   help='also time bench/floor_push.py, a minimal stdlib push')
+    p.add_argument('--gzip-level', type=int, default=6,
+                   help='gzip level of the generated layers (default 6)')
+    p.add_argument('--json', default=os.path.join(OUT_DIR, 'push.json'),
+                   help='where to write the result (default bench/out/push.json)')
+    args = p.parse_args(argv)
+    shapes = [s for s in args.shapes.split(',') if s]
+    unknown = [s for s in shapes if s not in PUSH_SHAPES]
+    if unknown or not shapes:
+        p.error('unknown shapes %s; choose from %s' % (unknown, ', '.join(PUSH_SHAPES)))
+    if args.runs < 1:
+        p.error('--runs must be at least 1')
+    args.shapes = shapes
+    if args.python is None:
+        args.python = common.default_python()
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    shim = common.make_shim()
+    sys.path.insert(0, shim)
+    from containerregistry.testing import images
+    from containerregistry.testing import registry
+
+    work = tempfile.mkdtemp(prefix='cr-bench-push-')
+    skopeo_env = images.skopeo_env()
+    try:
+        pusher_cmd, pusher_env, pusher_info = common.tool_command(
+            'pusher', 'fast_pusher', args, shim, work, args.par)
+        info = {
+            'date': common.now_utc(),
+            'git_head': common.git_head(),
+            'machine': common.machine_info(args.python),
+            'pusher': pusher_info,
+            'pusher_cmd': pusher_cmd + ['--name', 'REF', '--config', 'config.json',
+                                        '--digest', 'NNN.sha256', '--layer',
+                                        'NNN.tar.gz', '...'],
+            'skopeo_cmd': SKOPEO_CMD + ['dir:DIR', 'docker://REF'],
+            'runs': args.runs,
+            'order': 'one untimed warm-up each, then rounds alternating '
+                     'pusher,skopeo(,floor) and the reverse; each run into a new, '
+                     'empty registry; sync before each run',
+            'targets': {k: dict(v) for k, v in TARGETS.items()},
+        }
+        print('pusher: %s (%s)' % (' '.join(pusher_cmd), pusher_info['mode']))
+        runner = Runner(registry, images, pusher_cmd, pusher_env, skopeo_env, work,
+                        args.python)
+        tools = ['pusher', 'skopeo'] + (['floor'] if args.floor else [])
+        results: Dict[str, dict] = {}
+        for name in args.shapes:
+            t0 = time.perf_counter()
+            image = common.write_dir_image(os.path.join(work, 'dir-' + name),
+                                           SHAPES[name], args.gzip_level)
+            fast_args = common.write_fast_layout(image, os.path.join(work, 'fast-' + name))
+            gen_s = time.perf_counter() - t0
+            print('%s: %d layers, %.1f MB of blobs, generated in %.1f s'
+                  % (name, len(image.layers), image.blob_bytes / 1e6, gen_s), flush=True)
+            result = bench_shape(runner, name, image, fast_args, args.runs, tools)
+            loads = [r['load1'] for t in tools for r in result[t]['runs']]
+            result.update({'layers': len(image.layers), 'blob_bytes': image.blob_bytes,
+                           'layer_digests': image.layer_digests,
+                           'shape': vars(SHAPES[name]),
+                           'load_min': min(loads), 'load_max': max(loads),
+                           'generate_s': round(gen_s, 1)})
+            result['targets'] = judge(name, result)
+            results[name] = result
+            shutil.rmtree(image.directory, ignore_errors=True)
+            shutil.rmtree(os.path.join(work, 'fast-' + name), ignore_errors=True)
+        info['shapes'] = results
+        print_table(results)
+        common.write_json(args.json, info)
+    finally:
+        shutil.rmtree(skopeo_env['HOME'], ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(shim, ignore_errors=True)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
