@@ -10,6 +10,7 @@ written last, so a directory holding it is complete; a failed save removes
 what it wrote.
 """
 import concurrent.futures
+import contextlib
 import errno
 import hashlib
 import json
@@ -109,13 +110,16 @@ def _remove(path: str) -> None:
 
 def _copy_verified(reader, dest: str, digest: str, size: Optional[int],
                    what: str) -> None:
-    """Streams READER into DEST, checking DIGEST (and SIZE) on the way."""
+    """Streams READER into DEST, checking DIGEST (and SIZE) on the way.
+
+    READER stays open: closing it is the caller's.
+    """
     if not isinstance(reader, docker_digest.VerifyingReader):
         reader = docker_digest.VerifyingReader(reader, digest, what)
     buf = bytearray(_CHUNK)
     view = memoryview(buf)
     written = 0
-    with reader, _create(dest) as out:
+    with _create(dest) as out:
         while True:
             n = reader.readinto(buf)
             if not n:
@@ -257,8 +261,8 @@ def _blob_fetcher(image: docker_image.DockerImage,
 
     def download(digest: str, what: str) -> Callable[[str], None]:
         def run(dest: str) -> None:
-            _copy_verified(image.blob_stream(digest), dest, digest,
-                           sizes.get(digest), what)
+            with contextlib.closing(image.blob_stream(digest)) as blob:
+                _copy_verified(blob, dest, digest, sizes.get(digest), what)
         return run
 
     def fetch(out: _Output, digest: str, final: str, what: str) -> None:
@@ -393,26 +397,22 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
         diff_id = by_digest.get(digest)
         blob = docker_digest.VerifyingReader(image.blob_stream(digest), digest,
                                              what)
-        with blob:
-            reader, _ = compression.gunzip_if_compressed(blob)
-            with reader:
-                if diff_id:
-                    _copy_verified(reader, temp, diff_id, None,
-                                   'diff_id of ' + what)
-                else:
-                    _copy_plain(reader, temp)
-                # Drain what the inflater left, so the blob digest is checked.
-                while blob.read(_CHUNK):
-                    pass
+        # Closing the inflater closes BLOB too.
+        reader, _ = compression.gunzip_if_compressed(blob)
+        with contextlib.closing(reader):
+            if diff_id:
+                _copy_verified(reader, temp, diff_id, None,
+                               'diff_id of ' + what)
+            else:
+                with _create(temp) as f:
+                    shutil.copyfileobj(reader, f, _CHUNK)
+            # Drain what the inflater left, so the blob digest is checked.
+            while blob.read(_CHUNK):
+                pass
         out.place(temp, final)
         hex_id = (diff_id or '').split(':', 1)[-1]
         digest_path = out.write(name + '.sha256', hex_id.encode('ascii'))
         return digest_path, final
 
     return _save(image, directory, threads, write_layer)
-
-
-def _copy_plain(reader, dest: str) -> None:
-    with _create(dest) as out:
-        shutil.copyfileobj(reader, out, _CHUNK)
 
