@@ -175,13 +175,19 @@ class _Cache:
         return os.path.join(self._directory, digest.split(':', 1)[1])
 
     def lookup(self, digest: str) -> Optional[str]:
+        """The entry's path if it exists and is intact, else None.
+
+        A damaged entry is left for `fill` to replace by rename: removing
+        it could remove a good copy another saver has just published.
+        """
         path = self.path(digest)
-        if not os.path.isfile(path):
+        try:
+            found = _file_digest(path)
+        except FileNotFoundError:
             return None
-        if _file_digest(path) != digest:
+        if found != digest:
             logging.warning('Cache entry %s is damaged; fetching it again',
                             path)
-            _remove(path)
             return None
         logging.info('Cache hit for %s', digest)
         return path
