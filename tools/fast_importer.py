@@ -40,15 +40,6 @@ logging_setup.DefineCommandLineArgs(parser)
 _THREADS = 32
 
 
-def _describe(err: BaseException) -> str:
-    from containerregistry.client.v2_2 import compression
-    from containerregistry.client.v2_2 import tarball_image
-    if isinstance(err, (tarball_image.TarballError,
-                        compression.CompressionError)):
-        return ' '.join(str(err).split())
-    return errors.describe(err)
-
-
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
@@ -76,7 +67,7 @@ def main(argv=None) -> None:
                 save.uncompressed(image, args.directory, threads=_THREADS)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Import failed', exc_info=True)
-        cli.fatal('Error importing %s: %s', args.tarball, _describe(e))
+        cli.fatal('Error importing %s: %s', args.tarball, errors.describe(e))
 
 
 if __name__ == '__main__':
