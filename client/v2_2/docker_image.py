@@ -105,12 +105,12 @@ class DockerImage(metaclass=abc.ABCMeta):
         return io.BytesIO(self.blob(digest))
 
     def uncompressed_blob(self, digest: str) -> bytes:
-        """Same as blob() but uncompressed."""
-        import gzip  # pylint: disable=import-outside-toplevel
-        return gzip.decompress(self.blob(digest))
+        """Same as blob() but uncompressed (gzip or zstd)."""
+        with self.uncompressed_blob_stream(digest) as reader:
+            return reader.read()
 
     def uncompressed_blob_stream(self, digest: str):
-        """A reader over the blob, inflated on the fly if it is gzipped."""
+        """A reader over the blob, inflated on the fly (gzip or zstd)."""
         # Imported here: pulls do not inflate, and this costs start-up time.
         from containerregistry.client.v2_2 import compression
         return compression.gunzip_if_compressed(self.blob_stream(digest))[0]
