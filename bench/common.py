@@ -324,13 +324,13 @@ def summarize(runs: List[dict]) -> dict:
     }
 
 
-def alternate(tools: List[str], runs: int,
-              run_one: Callable[[str], dict]) -> Dict[str, List[dict]]:
+def alternate(tools: List[str], runs: int, run_one: Callable[[str], dict],
+              warmup: bool = True) -> Dict[str, List[dict]]:
     """One untimed warm-up per tool, then RUNS rounds, reversed every round.
 
     RUN_ONE(tool) runs one timed command and returns its `timed` result.
     """
-    for tool in tools:
+    for tool in tools if warmup else []:
         run_one(tool)
     results: Dict[str, List[dict]] = {t: [] for t in tools}
     for i in range(runs):
