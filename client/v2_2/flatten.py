@@ -37,7 +37,6 @@ import tarfile
 import zlib
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
-from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_image
 
 _WHITEOUT = '.wh.'
@@ -334,7 +333,8 @@ class _Layers:
             stream = opener(diff_id)
         else:
             stream = self._image.uncompressed_blob_stream(self._digest(index))
-        stream = compression.gunzip_if_compressed(stream)[0]
+        # Both readers are already inflated: another gunzip wrapper would
+        # only add a copy of every byte.
         if not hasattr(stream, 'peek'):
             stream = io.BufferedReader(stream, _BUFSIZE)
         return stream
