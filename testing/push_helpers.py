@@ -13,6 +13,7 @@ import os
 import re
 import struct
 import threading
+import urllib.parse
 import zlib
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -384,8 +385,14 @@ class NoMonolithicUpload:
     `requests` records (method, path, body length) of what reached it.
     """
 
-    def __init__(self, registry):
+    def __init__(self, registry, relative_location: bool = False,
+                 min_chunk: int = 0):
+        """RELATIVE_LOCATION: upload Locations lose their scheme and host.
+        MIN_CHUNK: POSTs to uploads answer with that OCI-Chunk-Min-Length.
+        """
         self.registry = registry
+        self.relative_location = relative_location
+        self.min_chunk = min_chunk
         self.requests: List[Tuple[str, str, int]] = []
         self._lock = threading.Lock()
         self._httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
@@ -459,7 +466,15 @@ class NoMonolithicUpload:
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
-                self._reply(resp.status, resp.getheaders(), data)
+                reply = resp.getheaders()
+                if proxy.relative_location:
+                    reply = [(k, urllib.parse.urlsplit(v)._replace(
+                        scheme='', netloc='').geturl())
+                             if k.lower() == 'location' else (k, v)
+                             for k, v in reply]
+                if proxy.min_chunk and self.command == 'POST':
+                    reply.append(('OCI-Chunk-Min-Length', str(proxy.min_chunk)))
+                self._reply(resp.status, reply, data)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 

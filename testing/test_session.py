@@ -274,6 +274,29 @@ def test_chunked_upload_in_several_patches(registry, repo_name, tmp_path, monkey
     _assert_holds(registry, repo_name, 't', disk)
 
 
+def test_relative_location_and_minimum_chunk_are_honoured(
+        registry, repo_name, tmp_path, monkeypatch):
+    monkeypatch.setattr(docker_session, 'DEFAULT_CHUNK_SIZE', 1000)
+    proxy = ph.NoMonolithicUpload(registry, relative_location=True,
+                                  min_chunk=2000)
+    try:
+        disk = ph.write_disk_image(str(tmp_path / 'img'),
+                                   [images.make_layer(63, 4500)])
+        name = docker_name.Tag('%s/%s:t' % (proxy.host, repo_name))
+        with _from_disk(disk) as image:
+            _push(name, image)
+    finally:
+        proxy.stop()
+    blob = len(disk.layers[0].blob)
+    patches = sorted(r[2] for r in proxy.requests if r[0] == 'PATCH')
+    expected = [2000] * (blob // 2000) + ([blob % 2000] if blob % 2000 else [])
+    assert patches == sorted(expected + [len(disk.config)])
+    # Every upload request came back through the proxy by the relative URL.
+    uploads = [r for r in proxy.requests if '/blobs/uploads/' in r[1]]
+    assert len(uploads) >= 2 * (1 + len(disk.layers))
+    _assert_holds(registry, repo_name, 't', disk)
+
+
 def test_upload_error_leaves_no_tag(registry, repo_name, tmp_path, caplog):
     disk = _disk(tmp_path, [70, 71])
     with open(disk.digest_paths[1], 'w') as f:
