@@ -5,6 +5,7 @@ over zeros (seeded key) and seeded word text, 1 MiB at a time, so memory
 stays flat whatever the layer size. Commands are timed as whole processes
 (start-up and exit count) under `/usr/bin/time -v` for CPU and peak RSS.
 """
+import argparse
 import dataclasses
 import hashlib
 import json
@@ -443,3 +444,54 @@ def write_json(path: str, info: dict) -> None:
         json.dump(info, f, indent=2)
         f.write('\n')
     print('\nWrote %s' % path)
+
+
+def benchmark_parser(doc: str, noun: str, choices: List[str], tool: str,
+                     json_name: str) -> argparse.ArgumentParser:
+    """A parser with the flags every benchmark here takes.
+
+    NOUN names what is chosen (`shapes`, `groups`) out of CHOICES; TOOL is
+    what runs under --python; results go to bench/out/JSON_NAME.
+    """
+    p = argparse.ArgumentParser(description=doc.split('\n\n')[0])
+    p.add_argument('--' + noun, default=','.join(choices),
+                   help='comma-separated %s out of %s' % (noun, ', '.join(choices)))
+    p.add_argument('--runs', type=int, default=5,
+                   help='timed runs of each command (default 5)')
+    p.add_argument('--python',
+                   help='interpreter that runs the %s (default: '
+                        '/usr/bin/python3 if it is 3.10+, else the real path '
+                        'of the one running this script; never a pyenv shim)'
+                   % tool)
+    p.add_argument('--gzip-level', type=int, default=6,
+                   help='gzip level of the generated layers (default 6)')
+    p.add_argument('--json', default=os.path.join(OUT_DIR, json_name),
+                   help='where to write the result (default bench/out/%s)'
+                   % json_name)
+    return p
+
+
+def check_benchmark_args(p: argparse.ArgumentParser, args: argparse.Namespace,
+                         noun: str, choices: List[str]) -> argparse.Namespace:
+    """Turns the NOUN list into a list, checks it and --runs, fills --python."""
+    picked = [s for s in getattr(args, noun).split(',') if s]
+    unknown = [s for s in picked if s not in choices]
+    if unknown or not picked:
+        p.error('unknown %s %s; choose from %s' % (noun, unknown, ', '.join(choices)))
+    if args.runs < 1:
+        p.error('--runs must be at least 1')
+    setattr(args, noun, picked)
+    if args.python is None:
+        args.python = default_python()
+    return args
+
+
+def print_targets(results: Dict[str, dict], tool: str) -> None:
+    """One PASS/MISS line per target of each result."""
+    for name, r in results.items():
+        for t in r['targets']:
+            if t['what'] == 'ratio':
+                text = 'time ratio %.2f <= %.1f' % (t['value'], t['limit'])
+            else:
+                text = '%s peak RSS %.1f MiB <= %.0f MiB' % (tool, t['value'], t['limit'])
+            print('%-4s %-7s %s' % ('PASS' if t['pass'] else 'MISS', name, text))

@@ -34,7 +34,7 @@ import time
 from typing import Callable, Dict, List, Tuple
 
 import common
-from common import MIB, OUT_DIR, SHAPES
+from common import MIB, SHAPES
 
 GROUPS = ['import-gz', 'flatten', 'import-raw']
 
@@ -213,11 +213,7 @@ def print_table(results: Dict[str, dict]) -> None:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--groups', default=','.join(GROUPS),
-                   help='comma-separated groups out of %s' % ', '.join(GROUPS))
-    p.add_argument('--runs', type=int, default=5,
-                   help='timed runs of each command per group (default 5)')
+    p = common.benchmark_parser(__doc__, 'groups', GROUPS, 'tools', 'local.json')
     p.add_argument('--raw-runs', type=int, default=3,
                    help='timed runs in import-raw, where one round takes '
                         'minutes; no warm-up there (default 3)')
@@ -226,26 +222,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument('--source', action='store_true',
                    help='time `python -m containerregistry.tools.fast_importer` '
                         '(and fast_flatten) from the checkout instead of .par files')
-    p.add_argument('--python',
-                   help='interpreter that runs the tools (default: '
-                        '/usr/bin/python3 if it is 3.10+, else the real path '
-                        'of the one running this script; never a pyenv shim)')
     p.add_argument('--no-format-tar', action='store_true',
                    help='leave out `importer --format tar` in import-gz')
-    p.add_argument('--gzip-level', type=int, default=6,
-                   help='gzip level of the generated layers (default 6)')
-    p.add_argument('--json', default=os.path.join(OUT_DIR, 'local.json'),
-                   help='where to write the result (default bench/out/local.json)')
-    args = p.parse_args(argv)
-    groups = [g for g in args.groups.split(',') if g]
-    unknown = [g for g in groups if g not in GROUPS]
-    if unknown or not groups:
-        p.error('unknown groups %s; choose from %s' % (unknown, ', '.join(GROUPS)))
-    if args.runs < 1 or args.raw_runs < 1:
-        p.error('--runs and --raw-runs must be at least 1')
-    args.groups = groups
-    if args.python is None:
-        args.python = common.default_python()
+    args = common.check_benchmark_args(p, p.parse_args(argv), 'groups', GROUPS)
+    if args.raw_runs < 1:
+        p.error('--raw-runs must be at least 1')
     return args
 
 

@@ -18,7 +18,7 @@ import time
 from typing import Dict, List, Tuple
 
 import common
-from common import MIB, OUT_DIR, ROOT, SHAPES, Shape
+from common import MIB, ROOT, SHAPES, Shape
 
 FLOOR = os.path.join(ROOT, 'bench', 'floor_pull.py')
 
@@ -171,46 +171,16 @@ def print_table(results: Dict[str, dict]) -> None:
             line += ' %9.3f %6.2f' % (r['floor']['median_s'], r['floor_ratio'])
         print(line)
     print()
-    for name, r in results.items():
-        for t in r['targets']:
-            if t['what'] == 'ratio':
-                text = 'time ratio %.2f <= %.1f' % (t['value'], t['limit'])
-            else:
-                text = 'puller peak RSS %.1f MiB <= %.0f MiB' % (t['value'], t['limit'])
-            print('%-4s %-7s %s' % ('PASS' if t['pass'] else 'MISS', name, text))
-
+    common.print_targets(results, 'puller')
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--shapes', default=','.join(SHAPES),
-                   help='comma-separated shapes out of %s' % ', '.join(SHAPES))
-    p.add_argument('--runs', type=int, default=5,
-                   help='timed runs of each tool per shape (default 5)')
+    p = common.benchmark_parser(__doc__, 'shapes', SHAPES, 'puller', 'pull.json')
     p.add_argument('--par', help='time this puller.par instead of building one')
     p.add_argument('--source', action='store_true',
                    help='time `python -m containerregistry.tools.fast_puller` '
                         'from the checkout instead of a .par')
-    p.add_argument('--python',
-                   help='interpreter that runs the puller (default: '
-                        '/usr/bin/python3 if it is 3.10+, else the real path '
-                        'of the one running this script; never a pyenv shim)')
-    p.add_argument('--floor', action='store_true',
-                   help='also time bench/floor_pull.py, a minimal stdlib pull')
-    p.add_argument('--gzip-level', type=int, default=6,
-                   help='gzip level of generated medium/large layers (default 6)')
-    p.add_argument('--json', default=os.path.join(OUT_DIR, 'pull.json'),
-                   help='where to write the result (default bench/out/pull.json)')
-    args = p.parse_args(argv)
-    shapes = [s for s in args.shapes.split(',') if s]
-    unknown = [s for s in shapes if s not in SHAPES]
-    if unknown or not shapes:
-        p.error('unknown shapes %s; choose from %s' % (unknown, ', '.join(SHAPES)))
-    if args.runs < 1:
-        p.error('--runs must be at least 1')
-    args.shapes = shapes
-    if args.python is None:
-        args.python = common.default_python()
-    return args
+    p.add_argument('--floor', action='store_true', help='also time bench/floor_pull.py, a minimal stdlib pull')
+    return common.check_benchmark_args(p, p.parse_args(argv), 'shapes', SHAPES)
 
 
 def main(argv=None) -> int:
