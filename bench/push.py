@@ -7,6 +7,10 @@ run pushes into a registry of its own, started empty just before and
 removed after, so every blob is uploaded every time. After each run the
 registry's manifest must name the expected config and layer digests.
 
+The registry keeps its storage on tmpfs (/dev/shm) unless told otherwise:
+it fsyncs every blob it takes, and on a slow disk that I/O wait, the same
+for every client, would be what is timed (`--registry-storage disk` shows it).
+
 It reports and never gates: the exit status is 0 whatever the numbers are.
 See bench/README.md for the method and the results.
 """
@@ -18,7 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import common
 from common import SHAPES
@@ -34,6 +38,7 @@ TARGETS: Dict[str, List[Tuple[str, float]]] = {
 }
 
 FLOOR = os.path.join(common.ROOT, 'bench', 'floor_push.py')
+TMPFS = '/dev/shm'
 SKOPEO_CMD = ['skopeo', '--insecure-policy', 'copy', '--preserve-digests',
               '--dest-tls-verify=false']
 
@@ -74,8 +79,10 @@ class Runner:
     """Runs one push of one image into a fresh, empty registry."""
 
     def __init__(self, registry, images, pusher_cmd: List[str], pusher_env: dict,
-                 skopeo_env: dict, work: str, python: str):
+                 skopeo_env: dict, work: str, python: str,
+                 registry_parent: Optional[str]):
         self.registry = registry
+        self.registry_parent = registry_parent
         self.images = images
         self.pusher_cmd = pusher_cmd
         self.pusher_env = pusher_env
@@ -85,7 +92,7 @@ class Runner:
 
     def run(self, tool: str, name: str, image: common.DirImage,
             fast_args: List[str]) -> dict:
-        reg = self.registry.start_registry()
+        reg = self.registry.start_registry(parent=self.registry_parent)
         repo = 'bench/' + name
         ref = '%s/%s:latest' % (reg.host, repo)
         stat = os.path.join(self.work, 'time.txt')
@@ -154,6 +161,16 @@ def print_table(results: Dict[str, dict]) -> None:
     print()
     common.print_targets(results, 'pusher')
 
+def tmpfs_parent(needed: int) -> Optional[str]:
+    """TMPFS if it is a writable tmpfs mount with NEEDED bytes free, else None."""
+    with open('/proc/mounts') as f:
+        mounts = {fields[1]: fields[2] for fields in (line.split() for line in f)}
+    if mounts.get(TMPFS) != 'tmpfs' or not os.access(TMPFS, os.W_OK):
+        return None
+    st = os.statvfs(TMPFS)
+    return TMPFS if st.f_bavail * st.f_frsize >= needed else None
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = common.benchmark_parser(__doc__, 'shapes', PUSH_SHAPES, 'pusher', 'push.json')
     p.add_argument('--par', help='time this pusher.par instead of building one')
@@ -161,6 +178,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='time `python -m containerregistry.tools.fast_pusher` '
                         'from the checkout instead of a .par')
     p.add_argument('--floor', action='store_true', help='also time bench/floor_push.py, a minimal stdlib push')
+    p.add_argument('--registry-storage', choices=['tmpfs', 'disk'], default='tmpfs',
+                   help='where the registry stores blobs: tmpfs (%s, the default) '
+                        'or the temporary directory\'s disk' % TMPFS)
     return common.check_benchmark_args(p, p.parse_args(argv), 'shapes', PUSH_SHAPES)
 
 
@@ -192,8 +212,17 @@ def main(argv=None) -> int:
             'targets': {k: dict(v) for k, v in TARGETS.items()},
         }
         print('pusher: %s (%s)' % (' '.join(pusher_cmd), pusher_info['mode']))
+        parent = None
+        if args.registry_storage == 'tmpfs':
+            # Room for the largest shape pushed twice over (upload, then blob).
+            needed = 2 * max(SHAPES[n].layers * SHAPES[n].layer_size for n in args.shapes)
+            parent = tmpfs_parent(needed)
+            if parent is None:
+                print('no tmpfs with room at %s: the registry stores on disk' % TMPFS)
+        info['registry_storage'] = parent or 'disk (%s)' % tempfile.gettempdir()
+        print('registry storage: %s' % info['registry_storage'])
         runner = Runner(registry, images, pusher_cmd, pusher_env, skopeo_env, work,
-                        args.python)
+                        args.python, parent)
         tools = ['pusher', 'skopeo'] + (['floor'] if args.floor else [])
         results: Dict[str, dict] = {}
         for name in args.shapes:

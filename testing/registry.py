@@ -226,10 +226,11 @@ class Registry:
     """A running `docker-registry serve` process and how to reach it."""
 
     def __init__(self, auth: Optional[str], tls: bool,
-                 extra_config: Optional[dict] = None):
+                 extra_config: Optional[dict] = None, parent: Optional[str] = None):
         self.auth = auth
         self.tls = tls
         self.extra_config = dict(extra_config or {})
+        self.parent = parent
         self.workdir = ''
         self.username: Optional[str] = None
         self.password: Optional[str] = None
@@ -370,7 +371,7 @@ class Registry:
         return os.path.join(self.workdir, 'config.yml')
 
     def start(self) -> 'Registry':
-        self.workdir = tempfile.mkdtemp(prefix='cr-registry-')
+        self.workdir = tempfile.mkdtemp(prefix='cr-registry-', dir=self.parent)
         self._setup_auth_and_tls()
         for _ in range(5):
             self.port = free_port()
@@ -441,13 +442,15 @@ class Registry:
 
 
 def start_registry(auth: Optional[str] = None, tls: bool = False,
-                   extra_config: Optional[dict] = None) -> Registry:
+                   extra_config: Optional[dict] = None,
+                   parent: Optional[str] = None) -> Registry:
     """Starts a registry (see the module docstring); `.stop()` ends it.
 
     EXTRA_CONFIG adds top-level sections to its config.yml (e.g.
-    `{'compatibility': {'schema1': {'enabled': True}}}`).
+    `{'compatibility': {'schema1': {'enabled': True}}}`). PARENT is where its
+    working directory and storage go (default: the temporary directory).
     """
-    return Registry(auth, tls, extra_config).start()
+    return Registry(auth, tls, extra_config, parent).start()
 
 
 def stop_all() -> None:
