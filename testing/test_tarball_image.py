@@ -487,3 +487,72 @@ def test_failed_enter_leaves_no_temporary_files(tmp_path, monkeypatch):
         with docker_image.FromTarball(str(gz)):
             pass
     assert not [n for n in os.listdir(tmp_path) if n.startswith('cr-tarball-')]
+
+
+def base_first(img) -> list:
+    return [l['digest'] for l in json.loads(img.manifest())['layers']]
+
+
+def gz_and_plain_tarball(tmp_path) -> str:
+    """Layer 0 a gzipped member, layer 1 a plain tar member."""
+    return hand_tarball(str(tmp_path / 'mixed.tar'),
+                        [{'Config': 'c.json', 'RepoTags': ['a/b:c'],
+                          'Layers': ['l0.tar.gz', 'l1.tar']}],
+                        {'c.json': config_for(LAYERS[:2]),
+                         'l0.tar.gz': images.gzip_bytes(LAYERS[0]),
+                         'l1.tar': LAYERS[1]})
+
+
+def test_blob_range_points_at_checked_bytes(tmp_path):
+    path = gz_and_plain_tarball(tmp_path)
+    with docker_image.FromTarball(path) as img:
+        digests = base_first(img)
+        for digest in digests:
+            found = img.blob_range(digest)
+            with open(found.path, 'rb') as f:
+                f.seek(found.offset)
+                assert sha256(f.read(found.size)) == digest
+        # The gzipped member is read where it lies in the tarball.
+        assert img.blob_range(digests[0]).path == path
+        assert img.blob_range(digests[1]).path != path
+        assert img.blob_range(img.config_blob()) is None
+
+
+def test_save_after_the_tarball_changed_checks_again(tmp_path):
+    from containerregistry.client.v2_2 import save
+    path = gz_and_plain_tarball(tmp_path)
+    with docker_image.FromTarball(path) as img:
+        digest = base_first(img)[0]
+        found = img.blob_range(digest)
+        # Same size, one byte of the gzipped member flipped.
+        with open(path, 'r+b') as f:
+            f.seek(found.offset + found.size // 2)
+            byte = f.read(1)
+            f.seek(-1, os.SEEK_CUR)
+            f.write(bytes([byte[0] ^ 0xff]))
+        os.utime(path, ns=(0, 12345))
+        assert img.blob_range(digest) is None
+        with pytest.raises(docker_image.DigestMismatchedError, match='000'):
+            save.fast(img, str(tmp_path / 'out'))
+    assert not os.path.exists(tmp_path / 'out' / 'digest')
+
+
+@pytest.mark.parametrize('kernel', ['copy_file_range', 'EXDEV', 'none'])
+def test_save_copies_checked_ranges(tmp_path, monkeypatch, kernel):
+    from containerregistry.client.v2_2 import save
+    import errno
+    if kernel == 'EXDEV':
+        def refuse(*unused):
+            raise OSError(errno.EXDEV, 'cross-device')
+        monkeypatch.setattr(os, 'copy_file_range', refuse)
+    elif kernel == 'none':
+        monkeypatch.delattr(os, 'copy_file_range')
+    path = gz_and_plain_tarball(tmp_path)
+    out = tmp_path / 'out'
+    with docker_image.FromTarball(path) as img:
+        save.fast(img, str(out))
+        digests = base_first(img)
+        ours = img.blob(digests[1])
+    assert (out / '000.tar.gz').read_bytes() == images.gzip_bytes(LAYERS[0])
+    assert (out / '001.tar.gz').read_bytes() == ours
+    assert [sha256((out / n).read_bytes()) for n in ('000.tar.gz', '001.tar.gz')] == digests

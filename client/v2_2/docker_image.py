@@ -9,12 +9,19 @@ it, the rest fall back to `blob()`.
 import abc
 import io
 import json
-from typing import Any, List, Set
+from typing import Any, List, NamedTuple, Optional, Set
 
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
+
+
+class FileRange(NamedTuple):
+    """SIZE bytes at OFFSET of the local file PATH."""
+    path: str
+    offset: int
+    size: int
 
 
 def is_compressed(data: bytes) -> bool:
@@ -104,6 +111,15 @@ class DockerImage(metaclass=abc.ABCMeta):
         """
         return io.BytesIO(self.blob(digest))
 
+    def blob_range(self, digest: str) -> Optional[FileRange]:
+        """Where blob DIGEST lies in a local file, already checked against it.
+
+        Sinks copy such a range inside the kernel rather than read and hash
+        it once more. None (the default) means: read blob_stream().
+        """
+        del digest
+        return None
+
     def uncompressed_blob(self, digest: str) -> bytes:
         """Same as blob() but uncompressed (gzip or zstd)."""
         with self.uncompressed_blob_stream(digest) as reader:
@@ -188,6 +204,12 @@ class Delegate(DockerImage):
         if type(self).blob is not Delegate.blob:
             return io.BytesIO(self.blob(digest))
         return self._image.blob_stream(digest)
+
+    def blob_range(self, digest: str) -> Optional[FileRange]:
+        if (type(self).blob is not Delegate.blob
+                or type(self).blob_stream is not Delegate.blob_stream):
+            return None
+        return self._image.blob_range(digest)
 
     def uncompressed_blob(self, digest: str) -> bytes:
         return self._image.uncompressed_blob(digest)

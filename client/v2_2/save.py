@@ -5,7 +5,8 @@ Layout (read by rules_docker): `config.json`, `manifest.json`, `digest`
 with `NNN.sha256` holding the bare hex of its digest (or diff_id).
 
 Every blob streams to a temporary file while its sha256 is checked, and is
-renamed into place only when it matched. `digest` is removed first and
+renamed into place only when it matched (a blob the image has already
+checked in a local file, `blob_range`, is copied by the kernel instead). `digest` is removed first and
 written last, so a directory holding it is complete; a failed save removes
 what it wrote.
 """
@@ -134,6 +135,38 @@ def _copy_verified(reader, dest: str, digest: str, size: Optional[int],
         raise docker_digest.DigestMismatchedError(
             'size mismatch for %s: expected %d bytes, got %d'
             % (what, size, written))
+
+
+# copy_file_range cannot do these here (old kernel, other filesystem, ...).
+_NO_KERNEL_COPY = frozenset([errno.EXDEV, errno.ENOSYS, errno.EINVAL,
+                             errno.EOPNOTSUPP, errno.EPERM])
+
+
+def _copy_range(source: docker_image.FileRange, dest: str, what: str) -> None:
+    """Copies SOURCE into the new file DEST inside the kernel when it can."""
+    with open(source.path, 'rb') as src, _create(dest) as out:
+        left, offset = source.size, source.offset
+        kernel = hasattr(os, 'copy_file_range')
+        while left:
+            n = 0
+            if kernel:
+                try:
+                    n = os.copy_file_range(src.fileno(), out.fileno(),
+                                           min(left, 1 << 30), offset)
+                except OSError as e:
+                    if e.errno not in _NO_KERNEL_COPY:
+                        raise
+                    kernel = False
+            if not kernel:
+                src.seek(offset)
+                out.seek(source.size - left)
+                n = out.write(src.read(min(left, _CHUNK)))
+            if not n:
+                raise docker_digest.DigestMismatchedError(
+                    'size mismatch for %s: %s ends %d bytes early'
+                    % (what, source.path, left))
+            left -= n
+            offset += n
 
 
 def _file_digest(path: str) -> str:
@@ -267,6 +300,10 @@ def _blob_fetcher(image: docker_image.DockerImage,
 
     def download(digest: str, what: str) -> Callable[[str], None]:
         def run(dest: str) -> None:
+            checked = image.blob_range(digest)
+            if checked is not None and sizes.get(digest, checked.size) == checked.size:
+                _copy_range(checked, dest, what)
+                return
             with contextlib.closing(image.blob_stream(digest)) as blob:
                 _copy_verified(blob, dest, digest, sizes.get(digest), what)
         return run

@@ -242,6 +242,16 @@ class _Blob:
     size: int
     path: Optional[str]  # the gzip we wrote; None when the member is gzip
     diff_id: str  # sha256 of the tar inside
+    source: Optional[tuple]  # _identity() of the hashed file, taken before the hash ended
+
+
+def _identity(path: str) -> Optional[tuple]:
+    """What changes when PATH is replaced or written to; None if it is gone."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class _Checked:
@@ -408,8 +418,10 @@ class FromTarball(docker_image.DockerImage):
                 codec = compression.codec_of(f.read(len(compression.ZSTD_MAGIC)))
             try:
                 if codec == compression.GZIP:
+                    source = _identity(archive.path)
                     found = compression.digest_layer(open_member())
-                    blob = _Blob(found.digest, found.size, None, found.diff_id)
+                    blob = _Blob(found.digest, found.size, None, found.diff_id,
+                                 source)
                 else:
                     blob = self._gzip_member(open_member, codec)
             except (compression.CompressionError, gzip.BadGzipFile, EOFError,
@@ -441,7 +453,8 @@ class FromTarball(docker_image.DockerImage):
             except OSError:
                 pass
             raise
-        return _Blob(digest, size, path, 'sha256:' + tar_hash.hexdigest())
+        return _Blob(digest, size, path, 'sha256:' + tar_hash.hexdigest(),
+                     _identity(path))
 
     def _populate(self) -> Dict[str, Any]:
         with self._populate_lock:
@@ -629,6 +642,28 @@ class FromTarball(docker_image.DockerImage):
             return open(blob.path, 'rb')  # pylint: disable=consider-using-with
         archive = self._archive()
         return archive.open(archive.lookup(self._member_for(digest)))
+
+    def blob_range(self, digest: str) -> Optional[docker_image.FileRange]:
+        """The layer's bytes in the tar (or in our gzip), once hashed.
+
+        None once the file has changed since it was hashed (size, mtime,
+        inode): the caller then reads and checks it again.
+        """
+        if digest == self.config_blob():
+            return None
+        member = self._member_for(digest)
+        with self._lock:
+            blob = self._compressed.get(member)
+        if blob is None or blob.source is None:
+            return None
+        if blob.path is not None:
+            path, offset = blob.path, 0
+        else:
+            archive = self._archive()
+            path, offset = archive.path, archive.lookup(member).offset
+        if _identity(path) != blob.source:
+            return None
+        return docker_image.FileRange(path, offset, blob.size)
 
     def _member_stream(self, member: str):
         archive = self._archive()
