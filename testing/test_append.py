@@ -248,3 +248,35 @@ def test_multi_member_gzip_diff_id(base):
         NEW_TAR[1024:], mtime=0)
     with append.Layer(base, blob) as img:
         assert img.diff_ids()[0] == sha256(NEW_TAR)
+
+
+def zstd_bytes(data: bytes) -> bytes:
+    import subprocess
+    return subprocess.run(['zstd', '-q', '-c', '-3'], input=data, check=True,
+                          capture_output=True).stdout
+
+
+def test_zstd_tarball_is_gzipped_as_upstream(base, tmp_path):
+    packed = zstd_bytes(NEW_TAR)
+    assert packed[:4] == compression.ZSTD_MAGIC
+    path = tmp_path / 'new.tar.zst'
+    path.write_bytes(packed)
+    with append.Layer(base, NEW_TAR) as from_plain:
+        with append.Layer(base, str(path)) as from_path, \
+                append.Layer(base, packed) as from_bytes:
+            for img in (from_path, from_bytes):
+                assert img.manifest() == from_plain.manifest()
+                assert img.config_file() == from_plain.config_file()
+                assert img.diff_ids()[0] == sha256(NEW_TAR)
+                assert img.uncompressed_blob(img.fs_layers()[0]) == NEW_TAR
+    assert path.read_bytes() == packed
+
+
+def test_broken_zstd_is_a_clear_error(base, tmp_path):
+    broken = zstd_bytes(NEW_TAR)[:-20]
+    with pytest.raises(append.LayerError, match='^the layer is not a valid zstd file: '):
+        append.Layer(base, broken)
+    path = tmp_path / 'broken.tar.zst'
+    path.write_bytes(broken)
+    with pytest.raises(append.LayerError, match='broken.tar.zst is not a valid zstd file: '):
+        append.Layer(base, str(path))

@@ -10,7 +10,8 @@ touches the base.
 Fixes over upstream: the config descriptor's `size` follows the new config
 (upstream kept the base's), and an image without a layer (`tar_gz=None`,
 a history-only entry) serves its blobs instead of crashing. A tarball that
-is not gzipped is gzipped first (upstream's deterministic settings).
+is not gzipped (plain, or zstd-compressed) is gzipped first (upstream's
+deterministic settings); upstream gzipped a zstd stream as if it were a tar.
 """
 import gzip
 import hashlib
@@ -84,12 +85,18 @@ def _describe(reader: BinaryIO, with_diff_id: bool, what: str):
 
 def _head(reader: BinaryIO) -> bytes:
     head = b''
-    while len(head) < 2:
-        more = reader.read(2 - len(head))
+    while len(head) < len(compression.ZSTD_MAGIC):
+        more = reader.read(len(compression.ZSTD_MAGIC) - len(head))
         if not more:
             break
         head += more
     return head
+
+
+def _zstd_error(what: str, err: compression.CompressionError) -> LayerError:
+    if isinstance(err, compression.ZstdUnavailableError):
+        return LayerError('cannot read %s: %s' % (what, err))
+    return LayerError('%s is not a valid zstd file: %s' % (what, err))
 
 
 def _remove(path: str) -> None:
@@ -160,6 +167,12 @@ class Layer(docker_image.DockerImage):
             diff_id = 'sha256:' + diff_id
         if isinstance(tar_gz, (bytes, bytearray, memoryview)):
             data = bytes(tar_gz)
+            if compression.codec_of(data) == compression.ZSTD:
+                try:
+                    with compression.decompress_stream(io.BytesIO(data))[0] as tar:
+                        data = tar.read()
+                except compression.CompressionError as e:
+                    raise _zstd_error('the layer', e) from e
             if not compression.is_compressed(data):
                 if not diff_id:
                     diff_id = docker_digest.SHA256(data)
@@ -174,14 +187,19 @@ class Layer(docker_image.DockerImage):
         path = os.fspath(tar_gz)
         try:
             with open(path, 'rb') as f:
-                gzipped = compression.is_compressed(_head(f))
+                codec = compression.codec_of(_head(f))
                 f.seek(0)
-                if gzipped:
+                if codec == compression.GZIP:
                     self._blob_path = path
                     self._blob_sum, self._blob_size, computed = _describe(
                         f, not diff_id, path)
                     return diff_id or computed
+                if codec == compression.ZSTD:
+                    with compression.decompress_stream(f)[0] as tar:
+                        return self._gzip_to_temp(tar, diff_id)
                 return self._gzip_to_temp(f, diff_id)
+        except compression.CompressionError as e:
+            raise _zstd_error(path, e) from e
         except OSError as e:
             raise LayerError('cannot read layer %s: %s'
                              % (path, e.strerror or e)) from e
