@@ -73,6 +73,37 @@ def test_push_round_trip(registry, repo_name, tmp_path, transport):
     assert ph.manifest_puts(reqs) == ['/v2/%s/manifests/t' % repo_name]
 
 
+def test_push_from_tarball_sends_checked_ranges(registry, repo_name, tmp_path):
+    """Blobs a tarball image has checked go from their file: gzipped members
+    from inside the tarball, plain ones from the image's own gzip."""
+    import io
+    import json
+    import tarfile
+    tars = _tars([31, 32])
+    gz = images.gzip_bytes(tars[0])
+    config = json.dumps({'architecture': 'amd64', 'os': 'linux', 'rootfs': {
+        'type': 'layers', 'diff_ids': [images.sha256(t) for t in tars]}}).encode()
+    path = str(tmp_path / 'save.tar')
+    with tarfile.open(path, 'w') as tar:
+        for name, data in [('c.json', config), ('pad', b'x' * 1000), ('a.tar.gz', gz),
+                           ('b.tar', tars[1]),
+                           ('manifest.json', json.dumps([{'Config': 'c.json',
+                                                          'Layers': ['a.tar.gz', 'b.tar']}]).encode())]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with docker_image.FromTarball(path) as image:
+        layers = [l['digest'] for l in json.loads(image.manifest())['layers']]
+        assert layers[0] == images.sha256(gz)
+        assert [image.blob_range(d).path == path for d in layers] == [True, False]
+        ours = image.blob(layers[1])
+        _push(_tag(registry, repo_name), image)
+        manifest, pushed_config, blobs = ph.pull_image(registry, repo_name, 't')
+        assert manifest == image.manifest().encode()
+    assert pushed_config == config
+    assert blobs == {layers[0]: gz, layers[1]: ours}
+
+
 def test_manifest_goes_last(registry, repo_name, tmp_path):
     disk = _disk(tmp_path, [5, 6])
     mark = registry.mark()
