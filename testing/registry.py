@@ -10,8 +10,8 @@ exercise the protocol exactly as a client meets it in the wild. Variants:
   gets every action asked for; anonymous callers get `pull` only on
   repositories under `public/` (PUBLIC_PREFIX) and nothing elsewhere; wrong
   credentials get 401.
-- `tls=True`: self-signed CA and a server certificate for 127.0.0.1 and
-  localhost; `.ca_path` is the CA bundle and `.tls_host` the `127.0.0.1:PORT`
+- `tls=True`: self-signed CA and a server certificate for 127.0.0.1,
+  localhost and PROXIED_NAME; `.ca_path` is the CA bundle and `.tls_host` the `127.0.0.1:PORT`
   name (clients pick https for it, while `localhost:PORT` means plain http).
 """
 import atexit
@@ -222,6 +222,10 @@ class TokenServer:
         return Handler
 
 
+# A name the TLS certificate also holds, for clients reaching the registry
+# through a test proxy (testing/forward_proxy.py maps it to 127.0.0.1).
+PROXIED_NAME = 'registry.test'
+
 class Registry:
     """A running `docker-registry serve` process and how to reach it."""
 
@@ -338,7 +342,7 @@ class Registry:
             key = _new_key()
             server = _cert('localhost', key, issuer_name=ca.subject,
                            issuer_key=ca_key,
-                           sans=[x509.DNSName('localhost'),
+                           sans=[x509.DNSName('localhost'), x509.DNSName(PROXIED_NAME),
                                  x509.IPAddress(ipaddress.ip_address('127.0.0.1'))])
             self.ca_path = os.path.join(self.workdir, 'ca.pem')
             with open(self.ca_path, 'wb') as f:

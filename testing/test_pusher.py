@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from containerregistry.testing import forward_proxy
 from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import push_helpers as ph
@@ -672,6 +673,21 @@ def test_tls_registry(tls_registry, repo_name, tools):
     env = dict(tools.env, SSL_CERT_FILE=tls_registry.ca_path)
     assert tools.push(name, *disk.args(), env=env) == disk.digest()
     assert ph.tag_digest(tls_registry, repo_name, 'latest') == disk.digest()
+
+
+def test_push_through_a_proxy(tls_registry, repo_name, tools):
+    proxy = forward_proxy.ForwardProxy({reg.PROXIED_NAME: '127.0.0.1'}, ('pu', 'pp'))
+    try:
+        disk = _disk(tools, 141)
+        name = '%s:%d/%s:latest' % (reg.PROXIED_NAME, tls_registry.port, repo_name)
+        env = dict(tools.env, SSL_CERT_FILE=tls_registry.ca_path,
+                   HTTPS_PROXY=proxy.url(('pu', 'pp')))
+        assert tools.push(name, *disk.args(), env=env) == disk.digest()
+    finally:
+        proxy.stop()
+    assert ph.tag_digest(tls_registry, repo_name, 'latest') == disk.digest()
+    assert proxy.seen and all(line.startswith('CONNECT %s:' % reg.PROXIED_NAME)
+                              for line, _ in proxy.seen)
 
 
 def test_tls_verified_by_default(tls_registry, repo_name, tools):

@@ -13,17 +13,21 @@ redirects reject registry credentials, and they must not see them.
 Idempotent requests are retried on connection failures and on 408, 429 and
 5xx answers, with exponential back-off that honours Retry-After. TLS is
 verified against the system's trust store (or SSL_CERT_FILE, or CA_CERTS).
+Proxies come from the environment (`proxy_env`): https through a CONNECT
+tunnel, plain http as absolute-URL requests to the proxy.
 """
 import http.client
 import io
 import logging
 import os
+import re
 import stat
 import threading
 import time
 import urllib.parse
 from typing import Dict, List, Mapping, Optional, Tuple
 
+from containerregistry.transport import proxy_env
 from containerregistry.transport import streaming
 
 MAX_REDIRECTS = 5
@@ -41,6 +45,10 @@ _Key = Tuple[str, str, int]
 
 class TransportError(ConnectionError):
     """A request could not be completed: no connection, TLS, reset."""
+
+
+class _Final(TransportError):
+    """A failure that trying again cannot mend (a proxy refusing us)."""
 
 
 def _strip_query(uri: str) -> str:
@@ -150,16 +158,34 @@ class Http:
 
     def _connect(self, key: _Key) -> http.client.HTTPConnection:
         scheme, host, port = key
+        if scheme not in ('http', 'https'):
+            raise TransportError('unsupported URL scheme: %s' % scheme)
+        try:
+            proxy = proxy_env.for_url(scheme, host)
+        except proxy_env.ProxyConfigError as e:
+            raise _Final('%s_proxy: %s' % (scheme, e)) from e
+        address = (proxy.host, proxy.port) if proxy else (host, port)
         if scheme == 'https':
             conn = http.client.HTTPSConnection(
-                host, port, timeout=self._connect_timeout,
+                *address, timeout=self._connect_timeout,
                 context=self._tls_context(), blocksize=_BLOCK)
-        elif scheme == 'http':
-            conn = http.client.HTTPConnection(
-                host, port, timeout=self._connect_timeout, blocksize=_BLOCK)
+            if proxy:
+                # TLS to the registry inside a CONNECT tunnel.
+                conn.set_tunnel(host, port, headers=_proxy_headers(proxy))
         else:
-            raise TransportError('unsupported URL scheme: %s' % scheme)
-        conn.connect()
+            conn = http.client.HTTPConnection(
+                *address, timeout=self._connect_timeout, blocksize=_BLOCK)
+        # Plain http through a proxy: requests name the absolute URL.
+        conn.forward_proxy = proxy if proxy and scheme == 'http' else None
+        try:
+            conn.connect()
+        except OSError as e:
+            if not proxy:
+                raise
+            # http.client: "Tunnel connection failed: 407 Proxy Authentication Required"
+            refused = re.search(r'failed: 4\d\d ', str(e)) is not None
+            raise (_Final if refused else TransportError)(
+                '%s: %s' % (proxy, _reason(e))) from e
         conn.sock.settimeout(self._read_timeout)
         return conn
 
@@ -237,7 +263,7 @@ class Http:
                                               headers, rewind)
             except (http.client.HTTPException, OSError) as e:
                 if (not idempotent or attempt >= self._max_retries
-                        or _is_tls_error(e)):
+                        or _is_tls_error(e) or isinstance(e, _Final)):
                     raise TransportError('%s %s: %s' % (
                         method, _strip_query(uri), _reason(e))) from e
                 delay = self._backoff * 2 ** attempt
@@ -261,6 +287,9 @@ class Http:
         the request then goes again on a fresh one, if its body allows.
         """
         conn, reused = self._acquire(key)
+        if conn.forward_proxy is not None:
+            target = '%s://%s:%d%s' % (key + (target,))
+            headers = dict(headers, **_proxy_headers(conn.forward_proxy))
         try:
             _request(conn, method, target, body, headers)
             response = conn.getresponse()
@@ -284,6 +313,10 @@ class Http:
         resp = streaming.Response(response.status, _headers(response),
                                   response.reason or '')
         return resp, _Body(self, key, conn, response)
+
+
+def _proxy_headers(proxy: proxy_env.Proxy) -> Dict[str, str]:
+    return {'Proxy-Authorization': proxy.authorization} if proxy.authorization else {}
 
 
 def _file_body_length(conn: http.client.HTTPConnection, body: streaming.Body,
