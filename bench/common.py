@@ -351,6 +351,33 @@ def round_ratios(a: List[dict], b: List[dict]) -> List[float]:
     return sorted(round(x['wall_s'] / y['wall_s'], 3) for x, y in zip(a, b))
 
 
+def compare(results: Dict[str, List[dict]], tool: str,
+            reference: str = 'skopeo') -> dict:
+    """Each command's summary, and TOOL's (and the floor's) ratio to REFERENCE.
+
+    Ratios are of medians of the same run; `round_ratios` are those inside
+    each round, to show how much of the median ratio is noise.
+    """
+    out = {t: summarize(runs) for t, runs in results.items()}
+    ref = out[reference]['median_s']
+    out['ratio'] = round(out[tool]['median_s'] / ref, 3)
+    out['round_ratios'] = round_ratios(results[tool], results[reference])
+    if 'floor' in out:
+        out['floor_ratio'] = round(out['floor']['median_s'] / ref, 3)
+    return out
+
+
+def judge_ratio_rss(targets: List[Tuple[str, float]], result: dict,
+                    tool: str) -> List[dict]:
+    """TARGETS of ('ratio', most) or ('rss', most MiB) checked on RESULT."""
+    out = []
+    for what, limit in targets:
+        value = result['ratio'] if what == 'ratio' else result[tool]['max_rss_mib']
+        out.append({'what': what, 'limit': limit, 'value': value,
+                    'pass': value <= limit})
+    return out
+
+
 # THE TOOLS.
 
 def build_par(name: str, given: Optional[str], work: str) -> Tuple[Optional[str], dict]:

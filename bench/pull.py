@@ -138,22 +138,7 @@ def bench_shape(runner: Runner, ref: str, digest: str, layers: List[str],
     """One untimed warm-up each, then RUNS rounds, order reversed every round."""
     results = common.alternate(
         tools, runs, lambda tool: runner.run(tool, ref, digest, layers))
-    out = {t: common.summarize(results[t]) for t in tools}
-    out['ratio'] = round(out['puller']['median_s'] / out['skopeo']['median_s'], 3)
-    # Ratio within each round: shows how much of the median ratio is noise.
-    out['round_ratios'] = common.round_ratios(results['puller'], results['skopeo'])
-    if 'floor' in out:
-        out['floor_ratio'] = round(out['floor']['median_s'] / out['skopeo']['median_s'], 3)
-    return out
-
-
-def judge(name: str, result: dict) -> List[dict]:
-    out = []
-    for what, limit in TARGETS.get(name, []):
-        value = result['ratio'] if what == 'ratio' else result['puller']['max_rss_mib']
-        out.append({'what': what, 'limit': limit, 'value': value,
-                    'pass': value <= limit})
-    return out
+    return common.compare(results, 'puller')
 
 
 def print_table(results: Dict[str, dict]) -> None:
@@ -229,7 +214,7 @@ def main(argv=None) -> int:
                            'loadavg_before': [round(x, 2) for x in load],
                            'loadavg_after': [round(x, 2) for x in os.getloadavg()],
                            'generate_push_s': round(gen_s, 1)})
-            result['targets'] = judge(name, result)
+            result['targets'] = common.judge_ratio_rss(TARGETS.get(name, []), result, 'puller')
             results[name] = result
         info['shapes'] = results
         print_table(results)

@@ -124,23 +124,10 @@ def bench_shape(runner: Runner, name: str, image: common.DirImage,
                 fast_args: List[str], runs: int, tools: List[str]) -> dict:
     results = common.alternate(tools, runs,
                                lambda tool: runner.run(tool, name, image, fast_args))
-    out = {t: common.summarize(results[t]) for t in tools}
-    out['ratio'] = round(out['pusher']['median_s'] / out['skopeo']['median_s'], 3)
-    out['round_ratios'] = common.round_ratios(results['pusher'], results['skopeo'])
+    out = common.compare(results, 'pusher')
     for tool in tools:
         out[tool]['median_registry_cpu_s'] = round(statistics.median(
             r['registry_cpu_s'] for r in results[tool]), 2)
-    if 'floor' in out:
-        out['floor_ratio'] = round(out['floor']['median_s'] / out['skopeo']['median_s'], 3)
-    return out
-
-
-def judge(name: str, result: dict) -> List[dict]:
-    out = []
-    for what, limit in TARGETS.get(name, []):
-        value = result['ratio'] if what == 'ratio' else result['pusher']['max_rss_mib']
-        out.append({'what': what, 'limit': limit, 'value': value,
-                    'pass': value <= limit})
     return out
 
 
@@ -240,7 +227,7 @@ def main(argv=None) -> int:
                            'shape': vars(SHAPES[name]),
                            'load_min': min(loads), 'load_max': max(loads),
                            'generate_s': round(gen_s, 1)})
-            result['targets'] = judge(name, result)
+            result['targets'] = common.judge_ratio_rss(TARGETS.get(name, []), result, 'pusher')
             results[name] = result
             shutil.rmtree(image.directory, ignore_errors=True)
             shutil.rmtree(os.path.join(work, 'fast-' + name), ignore_errors=True)
