@@ -68,8 +68,9 @@ def test_file_shorter_than_its_length_fails(server, tmp_path):
     path = tmp_path / 'blob'
     path.write_bytes(b'x' * 100)
     with open(path, 'rb') as f:
-        with pytest.raises(pooled_http.TransportError,
-                           match=r'^PUT http://127.0.0.1:\d+/short: file body ended after 100 of 150 bytes$'):
+        with pytest.raises(pooled_http.TransportError, match=(
+                r'^PUT http://127.0.0.1:\d+/short: '
+                r'file body ended after 100 of 150 bytes$')):
             pooled_http.Http().request(url + '/short', 'PUT', body=f,
                                        headers={'Content-Length': '150'})
 

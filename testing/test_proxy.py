@@ -36,7 +36,8 @@ def test_scheme_picks_the_variable(env):
     env.setenv('https_proxy', 'http://secure.corp:3128')
     env.setenv('http_proxy', 'plain.corp:8080')
     assert proxy_env.for_url('https', 'gcr.io') == proxy_env.Proxy('secure.corp', 3128)
-    assert proxy_env.for_url('http', 'registry.corp') == proxy_env.Proxy('plain.corp', 8080)
+    assert proxy_env.for_url('http', 'registry.corp') == proxy_env.Proxy('plain.corp',
+                                                                         8080)
 
 
 def test_lower_case_wins_and_upper_case_works(env):
@@ -60,7 +61,8 @@ def test_no_proxy_and_loopback_go_direct(env):
     assert proxy_env.for_url('https', 'example.com') is None
     assert proxy_env.for_url('https', 'hub.internal') is None
     assert proxy_env.for_url('https', 'gcr.io') is not None
-    for host in ('localhost', 'LOCALHOST', 'a.localhost', '127.0.0.1', '127.3.4.5', '::1', '[::1]'):
+    for host in ('localhost', 'LOCALHOST', 'a.localhost', '127.0.0.1', '127.3.4.5',
+                 '::1', '[::1]'):
         assert proxy_env.for_url('https', host) is None, host
     env.setenv('no_proxy', '*')
     assert proxy_env.for_url('https', 'gcr.io') is None
@@ -85,7 +87,8 @@ def test_unusable_proxy_settings(env):
 
 @pytest.fixture
 def proxy():
-    p = forward_proxy.ForwardProxy({reg.PROXIED_NAME: '127.0.0.1'}, credentials=('pu', 'pp'))
+    p = forward_proxy.ForwardProxy({reg.PROXIED_NAME: '127.0.0.1'},
+                                   credentials=('pu', 'pp'))
     yield p
     p.stop()
 

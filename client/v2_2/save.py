@@ -6,9 +6,9 @@ with `NNN.sha256` holding the bare hex of its digest (or diff_id).
 
 Every blob streams to a temporary file while its sha256 is checked, and is
 renamed into place only when it matched (a blob the image has already
-checked in a local file, `blob_range`, is copied by the kernel instead). `digest` is removed first and
-written last, so a directory holding it is complete; a failed save removes
-what it wrote.
+checked in a local file, `blob_range`, is copied by the kernel instead).
+`digest` is removed first and written last, so a directory holding it is
+complete; a failed save removes what it wrote.
 """
 import concurrent.futures
 import contextlib
