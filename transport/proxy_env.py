@@ -8,21 +8,24 @@ directly, as Go's net/http does: a local registry stays reachable whatever
 proxy a build machine sets. Only `http://` proxies are spoken to (https
 targets go through a CONNECT tunnel, so the proxy sees no registry
 credentials).
+
+Every new connection asks, so this costs nothing unless a proxy variable is
+set (urllib.request, which parses them, imports ssl: 12 ms of start-up).
 """
 import base64
-import dataclasses
-import ipaddress
+import os
 import urllib.parse
-import urllib.request
-from typing import Optional
+from typing import NamedTuple, Optional
+
+
+_VARIABLES = frozenset(['http_proxy', 'https_proxy'])
 
 
 class ProxyConfigError(ValueError):
     """A proxy variable that cannot be used."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Proxy:
+class Proxy(NamedTuple):
     """An http proxy; `authorization` is its Proxy-Authorization value, if any."""
     host: str
     port: int
@@ -37,6 +40,9 @@ def is_loopback(host: str) -> bool:
     host = host.strip('[]').lower()
     if host == 'localhost' or host.endswith('.localhost'):
         return True
+    if not host or not (host[0].isdigit() or ':' in host):
+        return False  # a name, not an address
+    import ipaddress  # pylint: disable=import-outside-toplevel
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -66,8 +72,9 @@ def parse(value: str) -> Proxy:
 
 def for_url(scheme: str, host: str) -> Optional[Proxy]:
     """The proxy for SCHEME://HOST from the environment, or None to go direct."""
-    if is_loopback(host):
+    if is_loopback(host) or not any(name.lower() in _VARIABLES for name in os.environ):
         return None
+    import urllib.request  # pylint: disable=import-outside-toplevel
     proxies = urllib.request.getproxies_environment()
     value = proxies.get(scheme)
     if not value or urllib.request.proxy_bypass_environment(host, proxies):
