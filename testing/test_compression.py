@@ -207,6 +207,30 @@ def test_digest_layer_checks_gzip_crc_and_length():
         compression.digest_layer(io.BytesIO(blob[:-20]))
 
 
+@pytest.mark.parametrize('case', ['members', 'padding', 'garbage', 'truncated-second',
+                                  'big'])
+def test_digest_layer_reads_gzip_as_gzipfile_does(case):
+    """The one-loop gzip path accepts and refuses what gzip.GzipFile does."""
+    big = TAR * 12  # ~5 MB: output in several bounded pieces
+    one, two = gzip.compress(TAR[:3000], mtime=0), gzip.compress(TAR[3000:], mtime=0)
+    blob = {'members': one + two,
+            'padding': one + bytes(1000) + two + bytes(3),
+            'garbage': one + b'not gzip',
+            'truncated-second': one + two[:len(two) // 2],
+            'big': gzip.compress(big, compresslevel=1, mtime=0)}[case]
+    try:
+        expected = gzip.decompress(blob)
+    except (gzip.BadGzipFile, EOFError) as e:
+        with pytest.raises(type(e)):
+            compression.digest_layer(io.BytesIO(blob))
+        return
+    assert expected == (big if case == 'big' else TAR)
+    want = compression.LayerDigests(sha256(blob), len(blob), sha256(expected), 'gzip')
+    assert compression.digest_layer(io.BytesIO(blob)) == want
+    # A reader without readinto, in small pieces.
+    assert compression.digest_layer(Dribble(blob, 1000)) == want
+
+
 def test_gzip_stream_hashes_its_input():
     out = io.BytesIO()
     tar_hash = hashlib.sha256()

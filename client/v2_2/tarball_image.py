@@ -266,6 +266,11 @@ class _Checked:
             raise _Cancelled()
         return self._reader.read(amt)
 
+    def readinto(self, buffer) -> int:
+        if self._event.is_set():
+            raise _Cancelled()
+        return self._reader.readinto(buffer)
+
     def close(self) -> None:
         self._reader.close()
 
