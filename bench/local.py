@@ -9,9 +9,11 @@ Three groups of commands then run in alternating rounds:
 - import-gz: `importer.par --format tar.gz` on the gzipped tarball against
   `cp` of that tarball into the output directory (the cost of moving the
   same bytes; cp copies inside the kernel); for information also `cat` of
-  it into a file (the bytes pass through a process) and
+  it into a file (the bytes pass through a process),
   `importer.par --format tar` (rules_docker's default, which writes the
-  layers inflated).
+  layers inflated), and `floor_import.py` with and without `--no-inflate`
+  (the least an import that checks CRCs and diff_ids must do, and the same
+  without those checks).
 - import-raw: `importer.par --format tar.gz` on the plain tarball, which
   must gzip every layer at level 9, against `gzip -9 -n` of the same layer
   tars, one after the other on one core. No warm-up, and fewer rounds
@@ -37,6 +39,7 @@ import common
 from common import MIB, SHAPES
 
 GROUPS = ['import-gz', 'flatten', 'import-raw']
+FLOOR_IMPORT = os.path.join(common.ROOT, 'bench', 'floor_import.py')
 
 # Per group: (reference tool, what, limit). 'speed' is the tool's MB/s over
 # the reference's MB/s (same bytes, same round), 'rss' the tool's peak RSS.
@@ -99,6 +102,16 @@ def check_import(out: str, image: common.DirImage, fmt: str, same_blobs: bool) -
         ext = 'tar' if fmt == 'tar' else 'tar.gz'
         if not os.path.isfile(os.path.join(out, '%03d.%s' % (i, ext))):
             raise RuntimeError('the importer wrote no %03d.%s' % (i, ext))
+
+
+def check_floor(out: str, image: common.DirImage) -> None:
+    """floor_import.py wrote each layer and its digest."""
+    for i, digest in enumerate(image.layer_digests):
+        with open(os.path.join(out, '%03d.sha256' % i)) as f:
+            if 'sha256:' + f.read() != digest:
+                raise RuntimeError('floor_import.py: wrong %03d.sha256' % i)
+        if os.path.getsize(os.path.join(out, '%03d.tar.gz' % i)) != image.layers[i][2]:
+            raise RuntimeError('floor_import.py: wrong %03d.tar.gz' % i)
 
 
 def check_flatten(path: str, image: common.DirImage, shape: common.Shape) -> None:
@@ -294,6 +307,13 @@ def main(argv=None) -> int:
                         'cat': lambda out: (['sh', '-c', 'cat "$1" > "$0/copy.tar"',
                                              out, save_gz], None)}
             checks = {'importer': lambda out: check_import(out, image, 'tar.gz', True)}
+            # What any import that keeps the CRC and diff_id checks must do,
+            # and the same without inflating (bench/floor_import.py).
+            commands['floor'] = lambda out: ([args.python, FLOOR_IMPORT, save_gz, out], None)
+            commands['floor-no-inflate'] = lambda out: (
+                [args.python, FLOOR_IMPORT, save_gz, out, '--no-inflate'], None)
+            checks['floor'] = checks['floor-no-inflate'] = \
+                lambda out: check_floor(out, image)
             if not args.no_format_tar:
                 commands['importer-tar'] = importer(save_gz, 'tar')
                 checks['importer-tar'] = lambda out: check_import(out, image, 'tar', True)
