@@ -312,15 +312,34 @@ def test_push_replaces_tag(registry, repo_name, tools):
 
 # Digest references.
 
-def test_digest_reference_is_refused(registry, repo_name, tools):
-    """The pusher publishes tags only (SPEC §3.2: a strict Tag name)."""
+@pytest.mark.parametrize('oci', [False, True], ids=['docker', 'oci'])
+def test_push_to_a_digest_reference(registry, repo_name, tools, oci):
+    """The digest digester.par computes names the push; no tag is made."""
     disk = _disk(tools, 85)
-    name = '%s/%s@%s' % (registry.host, repo_name, disk.digest())
+    flags = ['--oci'] if oci else []
+    digest = tools.digest(*disk.args(), *flags)
+    assert digest == disk.digest(oci=oci)
+    name = '%s/%s@%s' % (registry.host, repo_name, digest)
+    assert tools.push(name, *disk.args(), *flags) == digest
+    manifest, _ = images.Client(registry).manifest(repo_name, digest)
+    assert manifest == disk.manifest(oci=oci)
+    assert ph.tags(registry, repo_name) == []
+    # Again: the manifest is there, nothing is sent.
+    mark = registry.mark()
+    assert tools.push(name, *disk.args(), *flags) == digest
+    assert [m for m, _ in ph.repo_requests(registry, mark, repo_name)
+            if m not in ('GET', 'HEAD')] == []
+
+
+def test_digest_reference_of_another_image_is_refused(registry, repo_name, tools):
+    disk, other = _disk(tools, 86), _disk(tools, 87)
+    name = '%s/%s@%s' % (registry.host, repo_name, other.digest())
     mark = registry.mark()
     proc = tools.pusher(name, *disk.args())
-    ph.one_line_failure(proc, name)
+    line = ph.one_line_failure(proc, name, "the image's digest is %s, not the one named"
+                               % disk.digest())
+    assert 'Error publishing' in line
     assert ph.repo_requests(registry, mark, repo_name) == []
-    assert ph.tag_digest(registry, repo_name, disk.digest()) is None
 
 
 # Stamping.

@@ -6,7 +6,9 @@ manifest's foreign layers (`--manifest`). Local inputs are all checked
 before the first request. Blobs the registry has are skipped, the rest
 stream from disk, and the manifest goes last, so a failed push never moves
 the tag. On success the only stdout line (besides stamping messages) is
-`<name> was published with digest: sha256:<hex>`.
+`<name> was published with digest: sha256:<hex>`. `--name` may be a tag
+or a digest reference (`repo@sha256:...`, as digester.par computes it),
+which publishes the manifest without a tag.
 
 The input handling is shared with digester.par, which must report the
 digest this tool publishes for the same inputs.
@@ -104,16 +106,13 @@ def _read_stamp_values(files: Sequence[str]) -> Dict[str, str]:
     return values
 
 
-def Tag(name: str, files: Optional[Sequence[str]]):
-    """NAME with `{KEY}` stamp references filled in from FILES, as a Tag.
+def _stamped(name: str, files: Optional[Sequence[str]]) -> str:
+    """NAME with `{KEY}` stamp references filled in from FILES.
 
     Prints `<name> was resolved to <result>` on stdout when FILES are given
     (upstream's message). Raises StampError for a reference no file
-    defines or for stray braces, OSError for an unreadable file and
-    docker_name.BadNameException for an invalid result.
+    defines or for stray braces, OSError for an unreadable file.
     """
-    from containerregistry.client import docker_name
-
     values = _read_stamp_values(files or [])
     try:
         formatted = name.format(**values)
@@ -129,7 +128,22 @@ def Tag(name: str, files: Optional[Sequence[str]]):
     if files:
         print('{name} was resolved to {fname}'.format(
             name=name, fname=formatted), flush=True)
-    return docker_name.Tag(formatted)
+    return formatted
+
+
+def Tag(name: str, files: Optional[Sequence[str]]):
+    """NAME, stamped from FILES (see `_stamped`), as a strict Tag (upstream's).
+
+    Raises docker_name.BadNameException for an invalid result.
+    """
+    from containerregistry.client import docker_name
+    return docker_name.Tag(_stamped(name, files))
+
+
+def Reference(name: str, files: Optional[Sequence[str]]):
+    """NAME, stamped from FILES, as a Digest if it has an `@`, else a Tag."""
+    from containerregistry.tools import registry_access
+    return registry_access.parse_reference(_stamped(name, files))
 
 
 def flag_error(args: argparse.Namespace) -> Optional[str]:
@@ -261,15 +275,16 @@ def main(argv=None) -> None:
     logging_setup.Init(args=args)
 
     # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client import docker_name
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.client.v2_2 import oci_compat
     from containerregistry.tools import registry_access
     from containerregistry.transport import pooled_http
 
-    # Push by digest is possible in the library, but a digest cannot be
-    # known before the push: the pusher publishes tags.
+    # A digest reference publishes the manifest untagged; digester.par
+    # tells the digest beforehand.
     try:
-        name = Tag(args.name, args.stamp_info_file)
+        name = Reference(args.name, args.stamp_info_file)
     except Exception as e:  # pylint: disable=broad-except
         cli.fatal('Error publishing %s: %s', args.name, errors.describe(e))
 
@@ -287,6 +302,9 @@ def main(argv=None) -> None:
         creds, = registry_access.credentials([name], args.client_config_dir)
 
         to_push = oci_compat.OCIFromV22(image) if args.oci else image
+        if isinstance(name, docker_name.Digest) and name.digest != to_push.digest():
+            cli.fatal('Error publishing %s: the image\'s digest is %s, not the '
+                      'one named', name, to_push.digest())
         transport = pooled_http.Http(maxsize=_THREADS)
         try:
             logging.info('Starting upload of %s ...', name)
