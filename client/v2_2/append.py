@@ -13,7 +13,6 @@ a history-only entry) serves its blobs instead of crashing. A tarball that
 is not gzipped (plain, or zstd-compressed) is gzipped first (upstream's
 deterministic settings); upstream gzipped a zstd stream as if it were a tar.
 """
-import gzip
 import hashlib
 import io
 import json
@@ -65,22 +64,15 @@ class _HashingReader:
 
 def _describe(reader: BinaryIO, with_diff_id: bool, what: str):
     """(blob digest, blob size, diff_id or None) of gzipped READER."""
-    hashing = _HashingReader(reader)
-    diff_id = None
-    if with_diff_id:
-        tar_hash = hashlib.sha256()
-        try:
-            with gzip.GzipFile(fileobj=hashing, mode='rb') as inflated:
-                while True:
-                    chunk = inflated.read(_CHUNK)
-                    if not chunk:
-                        break
-                    tar_hash.update(chunk)
-        except (OSError, EOFError, zlib.error) as e:
-            raise LayerError('%s is not a valid gzip file: %s' % (what, e)) from e
-        diff_id = 'sha256:' + tar_hash.hexdigest()
-    hashing.drain()
-    return hashing.digest, hashing.size, diff_id
+    if not with_diff_id:
+        hashing = _HashingReader(reader)
+        hashing.drain()
+        return hashing.digest, hashing.size, None
+    try:
+        found = compression.digest_layer(reader)
+    except (OSError, EOFError, zlib.error) as e:
+        raise LayerError('%s is not a valid gzip file: %s' % (what, e)) from e
+    return found.digest, found.size, found.diff_id
 
 
 def _head(reader: BinaryIO) -> bytes:
