@@ -90,12 +90,16 @@ class Registry:
     def __repr__(self) -> str:
         return '%s(%r)' % (type(self).__name__, str(self))
 
+    def _key(self) -> tuple:
+        """What equality and hashing compare; subclasses add their parts."""
+        return (self.registry,)
+
     def __eq__(self, other: object) -> bool:
-        return (type(self) is type(other) and
-                self.registry == other.registry)  # type: ignore[attr-defined]
+        return type(self) is type(other) and \
+            self._key() == other._key()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
-        return hash(self.registry)
+        return hash(self._key())
 
     def scope(self, unused_action: str) -> str:
         """Token scope; the only registry-level resource is the catalog."""
@@ -132,13 +136,12 @@ class Repository(Registry):
     def __str__(self) -> str:
         return self._repository_str()
 
-    def __eq__(self, other: object) -> bool:
-        return (type(self) is type(other) and
-                self.registry == other.registry and  # type: ignore[attr-defined]
-                self.repository == other.repository)  # type: ignore[attr-defined]
+    def _key(self) -> tuple:
+        return (self.registry, self.repository)
 
-    def __hash__(self) -> int:
-        return hash((self.registry, self.repository))
+    def as_repository(self) -> 'Repository':
+        """The repository part; already validated, so parsed non-strict."""
+        return Repository(self._repository_str(), strict=False)
 
     def scope(self, action: str) -> str:
         return 'repository:%s:%s' % (self._repository, action)
@@ -170,18 +173,8 @@ class Tag(Repository):
             return '%s:%s' % (base, self._tag)
         return base
 
-    def as_repository(self) -> Repository:
-        """The repository part; already validated, so parsed non-strict."""
-        return Repository(self._repository_str(), strict=False)
-
-    def __eq__(self, other: object) -> bool:
-        return (type(self) is type(other) and
-                self.registry == other.registry and  # type: ignore[attr-defined]
-                self.repository == other.repository and  # type: ignore[attr-defined]
-                self.tag == other.tag)  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((self.registry, self.repository, self.tag))
+    def _key(self) -> tuple:
+        return (self.registry, self.repository, self.tag)
 
 
 class Digest(Repository):
@@ -204,18 +197,8 @@ class Digest(Repository):
     def __str__(self) -> str:
         return '%s@%s' % (self._repository_str(), self._digest)
 
-    def as_repository(self) -> Repository:
-        """The repository part; already validated, so parsed non-strict."""
-        return Repository(self._repository_str(), strict=False)
-
-    def __eq__(self, other: object) -> bool:
-        return (type(self) is type(other) and
-                self.registry == other.registry and  # type: ignore[attr-defined]
-                self.repository == other.repository and  # type: ignore[attr-defined]
-                self.digest == other.digest)  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((self.registry, self.repository, self.digest))
+    def _key(self) -> tuple:
+        return (self.registry, self.repository, self.digest)
 
 
 def from_string(name: str) -> Registry:
