@@ -498,6 +498,23 @@ def benchmark_parser(doc: str, noun: str, choices: List[str], tool: str,
     return p
 
 
+def registry_tool_parser(doc: str, tool: str, module: str, floor: str,
+                         choices: List[str], json_name: str) -> argparse.ArgumentParser:
+    """benchmark_parser plus the flags of the registry benchmarks (pull, push).
+
+    TOOL is `puller` or `pusher`, MODULE its module under tools/, FLOOR the
+    minimal stdlib client in bench/ that `--floor` also times.
+    """
+    p = benchmark_parser(doc, 'shapes', choices, tool, json_name)
+    p.add_argument('--par', help='time this %s.par instead of building one' % tool)
+    p.add_argument('--source', action='store_true',
+                   help='time `python -m containerregistry.tools.%s` '
+                        'from the checkout instead of a .par' % module)
+    p.add_argument('--floor', action='store_true',
+                   help='also time bench/%s, a minimal stdlib %s' % (floor, tool[:-2]))
+    return p
+
+
 def check_benchmark_args(p: argparse.ArgumentParser, args: argparse.Namespace,
                          noun: str, choices: List[str]) -> argparse.Namespace:
     """Turns the NOUN list into a list, checks it and --runs, fills --python."""

@@ -159,12 +159,8 @@ def print_table(results: Dict[str, dict]) -> None:
     common.print_targets(results, 'puller')
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = common.benchmark_parser(__doc__, 'shapes', SHAPES, 'puller', 'pull.json')
-    p.add_argument('--par', help='time this puller.par instead of building one')
-    p.add_argument('--source', action='store_true',
-                   help='time `python -m containerregistry.tools.fast_puller` '
-                        'from the checkout instead of a .par')
-    p.add_argument('--floor', action='store_true', help='also time bench/floor_pull.py, a minimal stdlib pull')
+    p = common.registry_tool_parser(__doc__, 'puller', 'fast_puller', 'floor_pull.py',
+                                    SHAPES, 'pull.json')
     return common.check_benchmark_args(p, p.parse_args(argv), 'shapes', SHAPES)
 
 

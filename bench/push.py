@@ -159,12 +159,8 @@ def tmpfs_parent(needed: int) -> Optional[str]:
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = common.benchmark_parser(__doc__, 'shapes', PUSH_SHAPES, 'pusher', 'push.json')
-    p.add_argument('--par', help='time this pusher.par instead of building one')
-    p.add_argument('--source', action='store_true',
-                   help='time `python -m containerregistry.tools.fast_pusher` '
-                        'from the checkout instead of a .par')
-    p.add_argument('--floor', action='store_true', help='also time bench/floor_push.py, a minimal stdlib push')
+    p = common.registry_tool_parser(__doc__, 'pusher', 'fast_pusher', 'floor_push.py',
+                                    PUSH_SHAPES, 'push.json')
     p.add_argument('--registry-storage', choices=['tmpfs', 'disk'], default='tmpfs',
                    help='where the registry stores blobs: tmpfs (%s, the default) '
                         'or the temporary directory\'s disk' % TMPFS)
