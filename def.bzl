@@ -20,6 +20,11 @@ can point any of them somewhere else by defining it first. It defines:
     `:urllib3`, `:oauth2client`, `:six`, `:absl_py`,
     `:concurrent_log_handler`. Each one depends on the libraries of the
     wheels it requires.
+  * `containerregistry_native`: the compiled packages pinned in
+    requirements-native.txt (`@containerregistry_native//:zlib_ng`), with
+    the extension modules of CPython 3.10-3.14 on x86_64 and aarch64 Linux.
+    The code loads the one matching the running interpreter, if any, and
+    does without otherwise.
   * our Python toolchain (`//build_defs:py_toolchain`), unless
     `register_toolchain = False`: `/usr/bin/python3 -S`, so a missing dep
     fails under `bazel run`/`bazel test` instead of being found in the
@@ -109,6 +114,14 @@ def _pip_command(rctx):
             return command
     fail("pip_repository: no working pip found (tried python3 -m pip, pip3, pip on PATH)")
 
+def _generate(rctx, generator, args):
+    """Runs GENERATOR (a stdlib-only script) with ARGS; writes the WORKSPACE file."""
+    python = str(rctx.which("python3") or "/usr/bin/python3")
+    result = rctx.execute([python, "-S", str(generator)] + args)
+    if result.return_code != 0:
+        fail("%s failed:\n%s\n%s" % (generator.basename, result.stdout, result.stderr))
+    rctx.file("WORKSPACE", 'workspace(name = "%s")\n' % rctx.name)
+
 def _pip_repository_impl(rctx):
     requirements = rctx.path(rctx.attr.requirements)
     generator = rctx.path(rctx.attr._generator)
@@ -137,11 +150,7 @@ def _pip_repository_impl(rctx):
     )
     if result.return_code != 0:
         fail("pip install failed (rc=%d):\n%s\n%s" % (result.return_code, result.stdout, result.stderr))
-    python = str(rctx.which("python3") or "/usr/bin/python3")
-    result = rctx.execute([python, "-S", str(generator), "site", "BUILD.bazel"])
-    if result.return_code != 0:
-        fail("generating BUILD.bazel failed:\n%s\n%s" % (result.stdout, result.stderr))
-    rctx.file("WORKSPACE", 'workspace(name = "%s")\n' % rctx.name)
+    _generate(rctx, generator, ["site", "BUILD.bazel"])
 
 pip_repository = repository_rule(
     implementation = _pip_repository_impl,
@@ -154,6 +163,62 @@ pip_repository = repository_rule(
         "_generator": attr.label(default = Label("//build_defs:pip_repository.py")),
     },
     doc = "One py_library per wheel of a hash-pinned requirements file.",
+)
+
+def _native_repository_impl(rctx):
+    requirements = rctx.path(rctx.attr.requirements)
+    generator = rctx.path(rctx.attr._generator)
+    pip = _pip_command(rctx)
+    rctx.report_progress("pip download -r %s" % rctx.attr.requirements)
+    for version in rctx.attr.python_versions:
+        abi = "cp" + version.replace(".", "")
+        for platform in rctx.attr.platforms:
+            result = rctx.execute(
+                pip + [
+                    "download",
+                    "--no-deps",
+                    "--require-hashes",
+                    "--only-binary=:all:",
+                    "--platform=" + platform,
+                    "--implementation=cp",
+                    "--abi=" + abi,
+                    "--python-version=" + version,
+                    "--disable-pip-version-check",
+                    "--no-input",
+                    "--quiet",
+                    "--dest=wheels",
+                    "--requirement=%s" % requirements,
+                ],
+                timeout = 600,
+            )
+            if result.return_code != 0:
+                fail("pip download for %s %s failed (rc=%d):\n%s\n%s" % (
+                    abi,
+                    platform,
+                    result.return_code,
+                    result.stdout,
+                    result.stderr,
+                ))
+    _generate(rctx, generator, ["wheels", "site", "BUILD.bazel"])
+    rctx.delete("wheels")
+
+native_repository = repository_rule(
+    implementation = _native_repository_impl,
+    attrs = {
+        "requirements": attr.label(mandatory = True, allow_single_file = True),
+        "python_versions": attr.string_list(
+            default = ["3.10", "3.11", "3.12", "3.13", "3.14"],
+            doc = "CPython versions whose wheels are fetched.",
+        ),
+        "platforms": attr.string_list(
+            default = ["manylinux2014_x86_64", "manylinux2014_aarch64"],
+            doc = "pip platform tags whose wheels are fetched.",
+        ),
+        "_generator": attr.label(default = Label("//build_defs:native_repository.py")),
+    },
+    doc = "One py_library per project of a hash-pinned requirements file of " +
+          "compiled wheels: its Python files and the extension modules of " +
+          "every listed CPython version and platform, side by side.",
 )
 
 def repositories(register_toolchain = True):
@@ -174,6 +239,11 @@ def repositories(register_toolchain = True):
         pip_repository(
             name = "containerregistry_pip",
             requirements = Label("//:requirements.txt"),
+        )
+    if "containerregistry_native" not in existing:
+        native_repository(
+            name = "containerregistry_native",
+            requirements = Label("//:requirements-native.txt"),
         )
     if register_toolchain:
         native.register_toolchains(str(Label("//build_defs:py_toolchain")))

@@ -102,18 +102,23 @@ def generate(site: str) -> str:
         data = [path for path in files if not path.endswith('.py')]
         deps = sorted({':' + dep for dep in _requirements(metadata)
                        if dep in wheels and dep != name})
-        out.append(
-            '\n# %s %s\n'
+        out.append(py_library(name, '%s %s' % (metadata['Name'], metadata['Version']),
+                              srcs, data, deps))
+    return ''.join(out)
+
+
+def py_library(name: str, comment: str, srcs: list[str], data: list[str],
+               deps: list[str]) -> str:
+    """The BUILD text of one wheel's py_library, its files under site/."""
+    return ('\n# %s\n'
             'py_library(\n'
             '    name = "%s",\n'
             '    srcs = %s,\n'
             '    data = %s,\n'
             '    imports = ["site"],\n'
             '    deps = %s,\n'
-            ')\n' % (metadata['Name'], metadata['Version'], name,
-                     _string_list(srcs, '    '), _string_list(data, '    '),
-                     _string_list(deps, '    ')))
-    return ''.join(out)
+            ')\n' % (comment, name, _string_list(srcs, '    '),
+                     _string_list(data, '    '), _string_list(deps, '    ')))
 
 
 def main(argv: list[str]) -> int:

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the project needs on a fresh Debian machine, and only what
 # is missing: Debian packages (Bazel, the registry, skopeo, umoci) and a
-# virtualenv in .venv with the hash-pinned Python dependencies plus the
-# test-only ones. Safe to run again.
+# virtualenv in .venv with the hash-pinned Python dependencies (pure and
+# compiled) plus the test-only ones. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,11 +19,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 stamp=.venv/.installed
-want=$(cat requirements.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-native.txt requirements-test.txt | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: creating .venv" >&2
   python3 -m venv .venv
-  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r requirements.txt
+  .venv/bin/python -m pip install -q --disable-pip-version-check --require-hashes \
+    -r requirements.txt -r requirements-native.txt
   .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-test.txt
   echo "$want" > "$stamp"
 fi

@@ -4,14 +4,18 @@ zstd data is made by the `zstd` command (Debian's zstd package). Both ways
 of inflating it are exercised: a module with the `compression.zstd` API
 (the standard library on Python 3.14+, else the backports.zstd package)
 and the `zstd` command, which is what a .par uses before Python 3.14.
+gzip is read with both inflaters: zlib-ng (requirements.txt) and the
+standard library's zlib.
 """
 import gzip
 import hashlib
 import io
 import json
 import random
+import re
 import subprocess
 import time
+import zlib
 
 import pytest
 
@@ -19,6 +23,7 @@ from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import inflater
 from containerregistry.testing import images
 
 
@@ -76,6 +81,19 @@ def backend(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture(params=['zlib-ng', 'zlib'])
+def gzip_backend(request, monkeypatch):
+    """Forces one inflater for gzip."""
+    if request.param == 'zlib':
+        monkeypatch.setenv(inflater.ENV, 'zlib')
+    else:
+        monkeypatch.delenv(inflater.ENV, raising=False)
+    inflater.reset()
+    assert inflater.name(inflater.module()) == request.param
+    yield request.param
+    inflater.reset()
+
+
 def read_all(reader, size: int = 1 << 16) -> bytes:
     out = []
     with reader:
@@ -97,7 +115,7 @@ def test_codec_of():
 
 
 @pytest.mark.parametrize('codec', [None, 'gzip', 'zstd'])
-def test_decompress_stream(backend, codec):
+def test_decompress_stream(backend, gzip_backend, codec):
     blob = {None: TAR, 'gzip': gzip.compress(TAR),
             'zstd': zstd(TAR)}[codec]
     reader, found = compression.decompress_stream(io.BytesIO(blob))
@@ -197,7 +215,7 @@ def test_digest_layer(backend, codec):
     assert source.was_closed
 
 
-def test_digest_layer_checks_gzip_crc_and_length():
+def test_digest_layer_checks_gzip_crc_and_length(gzip_backend):
     blob = bytearray(gzip.compress(TAR))
     blob[-8] ^= 1
     with pytest.raises(gzip.BadGzipFile, match='CRC check failed'):
@@ -208,8 +226,8 @@ def test_digest_layer_checks_gzip_crc_and_length():
 
 
 @pytest.mark.parametrize('case', ['members', 'padding', 'garbage', 'truncated-second',
-                                  'big'])
-def test_digest_layer_reads_gzip_as_gzipfile_does(case):
+                                  'bad-block', 'big'])
+def test_digest_layer_reads_gzip_as_gzipfile_does(gzip_backend, case):
     """The one-loop gzip path accepts and refuses what gzip.GzipFile does."""
     big = TAR * 12  # ~5 MB: output in several bounded pieces
     one, two = gzip.compress(TAR[:3000], mtime=0), gzip.compress(TAR[3000:], mtime=0)
@@ -217,11 +235,14 @@ def test_digest_layer_reads_gzip_as_gzipfile_does(case):
             'padding': one + bytes(1000) + two + bytes(3),
             'garbage': one + b'not gzip',
             'truncated-second': one + two[:len(two) // 2],
+            # Block type 3 does not exist: zlib.error, from either inflater.
+            'bad-block': one[:10] + b'\xff' * 20,
             'big': gzip.compress(big, compresslevel=1, mtime=0)}[case]
     try:
         expected = gzip.decompress(blob)
-    except (gzip.BadGzipFile, EOFError) as e:
-        with pytest.raises(type(e)):
+    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+        # The same words (GzipFile adds the bytes it found in parentheses).
+        with pytest.raises(type(e), match=re.escape(str(e).split(' (')[0])):
             compression.digest_layer(io.BytesIO(blob))
         return
     assert expected == (big if case == 'big' else TAR)

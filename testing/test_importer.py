@@ -109,9 +109,9 @@ def layout(directory: str) -> Dict[str, bytes]:
     return out
 
 
-def run_importer(tarball: str, directory: str, *args: str):
+def run_importer(tarball: str, directory: str, *args: str, **kwargs):
     return pars.run_tool('importer', '--tarball', tarball,
-                         '--directory', directory, *args, timeout=300)
+                         '--directory', directory, *args, timeout=300, **kwargs)
 
 
 def assert_imported(proc, directory: str, fmt: str, config: bytes,
@@ -216,6 +216,34 @@ def test_gzipped_layers_are_not_recompressed(tmp_path):
     out = str(tmp_path / 'plain')
     assert_imported(run_importer(path, out), out, 'tar', config_for(tars),
                     tars, blobs)
+
+
+@pytest.mark.parametrize('choice', ['zlib-ng', 'zlib'])
+def test_either_inflater_checks_gzipped_layers(tmp_path, choice):
+    """The tool inflates with zlib-ng (a .par loads the one it carries) unless
+    CONTAINERREGISTRY_INFLATER=zlib: same layout, same refusal of a bad CRC."""
+    tars = LAYERS[:2]
+    blobs = [images.gzip_bytes(t) for t in tars]
+    env = pars.tool_env()
+    env.pop('CONTAINERREGISTRY_INFLATER', None)
+    if choice == 'zlib':
+        env['CONTAINERREGISTRY_INFLATER'] = 'zlib'
+    path = hand_tarball(str(tmp_path / 'gz.tar'), tars, members=blobs)
+    out = str(tmp_path / 'gz')
+    proc = run_importer(path, out, '--format', 'tar.gz', env=env)
+    assert_imported(proc, out, 'tar.gz', config_for(tars), tars, blobs)
+    proc = run_importer(path, str(tmp_path / 'debug'), '--format', 'tar.gz',
+                        '--stderrthreshold', 'DEBUG', env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines()
+            if line.endswith('] inflating with ' + choice)], proc.stderr
+    assert layout(str(tmp_path / 'debug')) == layout(out)
+
+    bad = bytearray(blobs[1])
+    bad[-8] ^= 0xff
+    path = hand_tarball(str(tmp_path / 'crc.tar'), tars, members=[blobs[0], bytes(bad)])
+    out = str(tmp_path / 'crc')
+    assert_failed(run_importer(path, out, env=env), out, 'not valid gzip data', 'CRC')
 
 
 def test_zstd_layers_become_upstream_gzip(tmp_path):
@@ -325,6 +353,12 @@ def bad_inputs(tmp_path) -> Dict[str, tuple]:
                      members=[tars[0], bytes(blob)]),
         ("layer 'layer1/layer.tar' is not valid gzip data", 'CRC'))
 
+    blob = upstream_gzip(tars[1])[:10] + b'\xff' * 64  # no such block type
+    cases['gzip-bad-block'] = (
+        hand_tarball(str(tmp_path / 'block.tar'), tars,
+                     members=[tars[0], blob]),
+        ("layer 'layer1/layer.tar' is not valid gzip data", 'invalid block type'))
+
     blob = zstd_bytes(tars[1])
     cases['zstd-truncated'] = (
         hand_tarball(str(tmp_path / 'zstd-cut.tar'), tars,
@@ -338,7 +372,8 @@ def bad_inputs(tmp_path) -> Dict[str, tuple]:
 
 BAD = ['not-a-tar', 'truncated', 'truncated-last', 'no-manifest',
        'several-images', 'dot-dot-member', 'absolute-member',
-       'diff-id-mismatch', 'gzip-crc', 'zstd-truncated', 'missing-file']
+       'diff-id-mismatch', 'gzip-crc', 'gzip-bad-block', 'zstd-truncated',
+       'missing-file']
 
 
 @pytest.mark.parametrize('case', BAD)

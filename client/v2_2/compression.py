@@ -3,7 +3,8 @@
 Layer digests depend on compressed bytes, so the gzip written here is
 byte-for-byte what upstream wrote (see `gzip_stream`): stock zlib at level
 9. Faster deflate implementations (zlib-ng, ISA-L) emit other bytes, hence
-other digests, so they are not used for writing.
+other digests, so they are not used for writing; gzip is read with zlib-ng
+where it can be loaded (see `inflater`), three times faster than zlib.
 
 Layers are read as gzip or zstd (`application/vnd.oci.image.layer.v1.tar+zstd`),
 told apart by their magic bytes. zstd is inflated by the first of: the
@@ -24,6 +25,8 @@ import tempfile
 import threading
 import zlib
 from typing import Any, BinaryIO, Callable, Iterator, Optional, Tuple
+
+from containerregistry.client.v2_2 import inflater
 
 # Upstream froze gzip's clock at this instant; its layer digests depend on it.
 GZIP_MTIME = 1225856967
@@ -247,11 +250,13 @@ def _gunzip(read: Callable[[], Any]) -> Iterator[bytes]:
     Yields pieces of at most _PIECE bytes. zlib checks each member's CRC and
     length itself; members follow each other, with zero padding between
     them skipped; errors are gzip.GzipFile's (BadGzipFile, EOFError on a
-    cut stream). One loop over zlib keeps threads that inflate several
-    layers at once outside the GIL, where GzipFile (Python code per chunk,
-    a CRC pass of its own) kept them waiting on each other.
+    cut stream, zlib.error for broken deflate data) whichever inflater
+    runs. One loop over zlib keeps threads that inflate several layers at
+    once outside the GIL, where GzipFile (Python code per chunk, a CRC pass
+    of its own) kept them waiting on each other.
     """
-    inflater = zlib.decompressobj(31)
+    backend = inflater.module()
+    decompressor = backend.decompressobj(31)
     started = False  # the current member has begun
     try:
         data = read()
@@ -262,19 +267,21 @@ def _gunzip(read: Callable[[], Any]) -> Iterator[bytes]:
                     if not data:
                         break
                     started = True
-                out = inflater.decompress(data, _PIECE)
+                out = decompressor.decompress(data, _PIECE)
                 if out:
                     yield out
-                data = inflater.unconsumed_tail
-                if inflater.eof:
-                    data, started = inflater.unused_data, False
-                    inflater = zlib.decompressobj(31)
+                data = decompressor.unconsumed_tail
+                if decompressor.eof:
+                    data, started = decompressor.unused_data, False
+                    decompressor = backend.decompressobj(31)
             data = read()
-    except zlib.error as e:
+    except (zlib.error, backend.error) as e:
         for needle, message in _GZIP_ERRORS:
             if needle in str(e):
                 raise gzip.BadGzipFile(message) from e
-        raise
+        if isinstance(e, zlib.error):
+            raise
+        raise zlib.error(str(e)) from e  # zlib-ng's error, as zlib's
     if started:
         raise EOFError('Compressed file ended before the end-of-stream marker '
                        'was reached')
