@@ -7,23 +7,27 @@ on a thread of its own (zlib and hashlib release the GIL): read the member
 once, hash it (its digest), inflate it (zlib checks the CRC) and hash the
 tar (its diff_id, compared with the config), then copy the member into
 DIRECTORY/NNN.tar.gz inside the kernel (`copy_file_range`) and write
-`config.json` and the `NNN.sha256` files (no manifest or `digest`). With `--no-inflate` it skips the inflate and the
-diff_id, to show what the checks cost.
+`config.json` and the `NNN.sha256` files (no manifest or `digest`).
+With `--no-inflate` it skips the inflate and the diff_id, to show what the
+checks cost. With `--zlib-ng PAR` it inflates with the zlib-ng that PAR
+(a tool's .par) carries, loaded the way the tools load it.
 
-Usage: floor_import.py TARBALL DIRECTORY [--no-inflate]
+Usage: floor_import.py TARBALL DIRECTORY [--no-inflate | --zlib-ng PAR]
 """
 import argparse
 import concurrent.futures
 import hashlib
 import json
 import os
+import sys
 import tarfile
 import zlib
 
 CHUNK = 1 << 20
 
 
-def check_layer(path: str, offset: int, size: int, diff_id: str, inflate: bool) -> str:
+def check_layer(path: str, offset: int, size: int, diff_id: str, inflate: bool,
+                zlib=zlib) -> str:
     blob_hash = hashlib.sha256()
     tar_hash = hashlib.sha256()
     inflater = zlib.decompressobj(31)
@@ -62,7 +66,15 @@ def main() -> None:
     p.add_argument('tarball')
     p.add_argument('directory')
     p.add_argument('--no-inflate', action='store_true')
+    p.add_argument('--zlib-ng', metavar='PAR')
     args = p.parse_args()
+    module = zlib
+    if args.zlib_ng:
+        sys.path.insert(0, args.zlib_ng)
+        from containerregistry.client.v2_2 import inflater
+        module = inflater.module()
+        if inflater.name(module) != 'zlib-ng':
+            raise SystemExit('%s: no zlib-ng for this interpreter' % args.zlib_ng)
     with tarfile.open(args.tarball) as tar:
         members = {m.name: m for m in tar}
         entry = json.load(tar.extractfile(members['manifest.json']))[0]
@@ -73,7 +85,7 @@ def main() -> None:
     with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
         digests = list(pool.map(
             lambda i: check_layer(args.tarball, layers[i].offset_data, layers[i].size,
-                                  diff_ids[i], not args.no_inflate),
+                                  diff_ids[i], not args.no_inflate, module),
             range(len(layers))))
         list(pool.map(lambda i: copy_range(
             args.tarball, layers[i].offset_data, layers[i].size,

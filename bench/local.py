@@ -13,7 +13,8 @@ Three groups of commands then run in alternating rounds:
   `importer.par --format tar` (rules_docker's default, which writes the
   layers inflated), and `floor_import.py` with and without `--no-inflate`
   (the least an import that checks CRCs and diff_ids must do, and the same
-  without those checks).
+  without those checks), and with `--zlib-ng` (inflating with the zlib-ng
+  the importer .par carries, as the importer does).
 - import-raw: `importer.par --format tar.gz` on the plain tarball, which
   must gzip every layer at level 9, against `gzip -9 -n` of the same layer
   tars, one after the other on one core. No warm-up, and fewer rounds
@@ -314,6 +315,12 @@ def main(argv=None) -> int:
                 [args.python, FLOOR_IMPORT, save_gz, out, '--no-inflate'], None)
             checks['floor'] = checks['floor-no-inflate'] = \
                 lambda out: check_floor(out, image)
+            par = tools['importer'][0][-1]
+            if par.endswith('.par'):
+                # The same, inflating with the zlib-ng the importer carries.
+                commands['floor-zlib-ng'] = lambda out: (
+                    [args.python, FLOOR_IMPORT, save_gz, out, '--zlib-ng', par], None)
+                checks['floor-zlib-ng'] = lambda out: check_floor(out, image)
             if not args.no_format_tar:
                 commands['importer-tar'] = importer(save_gz, 'tar')
                 checks['importer-tar'] = lambda out: check_import(out, image, 'tar', True)
