@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(bazel-bootstrap docker-registry skopeo umoci apache2-utils time zstd)
+apt_packages=(bazel-bootstrap docker-registry skopeo umoci apache2-utils time zstd bzip2 xz-utils)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

@@ -190,6 +190,49 @@ def test_outer_gzip_and_dot_slash_members(skopeo_tar, tmp_path):
         assert img.config_file().encode() == built.config
 
 
+# `docker save | CODEC`, made by the command line tools themselves.
+OUTER = {'gzip': ['gzip', '-c'], 'zstd': ['zstd', '-q', '-c'],
+         'bzip2': ['bzip2', '-c'], 'xz': ['xz', '-c']}
+
+
+@pytest.mark.parametrize('codec', sorted(OUTER))
+def test_compressed_tarball(skopeo_tar, tmp_path, codec):
+    _, path = skopeo_tar
+    with docker_image.FromTarball(path) as img:
+        want = (img.digest(), [img.blob(d) for d in img.fs_layers()])
+    with open(path, 'rb') as src:
+        packed = subprocess.run(OUTER[codec], stdin=src, capture_output=True,
+                                check=True).stdout
+    outer = tmp_path / ('archive.tar.' + codec)
+    outer.write_bytes(packed)
+    with docker_image.FromTarball(str(outer)) as img:
+        assert (img.digest(), [img.blob(d) for d in img.fs_layers()]) == want
+
+    cut = tmp_path / ('cut.tar.' + codec)
+    cut.write_bytes(packed[:len(packed) // 2])
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(str(cut)) as img:
+            img.digest()
+    assert ('cut.tar.%s is not a tar archive (bad %s data' % (codec, codec)
+            in one_line_error(exc))
+
+
+def test_zstd_tarball_without_zstd_support(skopeo_tar, tmp_path, monkeypatch):
+    _, path = skopeo_tar
+    with open(path, 'rb') as src:
+        packed = subprocess.run(OUTER['zstd'], stdin=src, capture_output=True,
+                                check=True).stdout
+    outer = tmp_path / 'archive.tar.zst'
+    outer.write_bytes(packed)
+    monkeypatch.setattr(compression, '_zstd_module', lambda: None)
+    monkeypatch.setattr(compression, 'ZSTD_COMMAND', 'no-such-zstd-command')
+    with pytest.raises(ValueError) as exc:
+        with docker_image.FromTarball(str(outer)) as img:
+            img.digest()
+    assert one_line_error(exc) == (
+        '%s is zstd-compressed; reading it needs %s' % (outer, compression.ZSTD_NEEDS))
+
+
 def test_gzipped_members_pass_through(tmp_path):
     blobs = [images.gzip_bytes(t) for t in LAYERS[:2]]
     config = config_for(LAYERS[:2])

@@ -142,6 +142,10 @@ class ZstdUnavailableError(CompressionError):
     """A zstd layer, and nothing here that can inflate zstd."""
 
 
+# What reading zstd takes, for error messages.
+ZSTD_NEEDS = 'Python 3.14 or later, the backports.zstd package, or the zstd command on PATH'
+
+
 def _read_head(reader, n: int) -> bytes:
     head = b''
     while len(head) < n:
@@ -392,9 +396,7 @@ def _open_zstd(stream):
     command = shutil.which(ZSTD_COMMAND)
     if command is not None:
         return io.BufferedReader(_CommandZstd(stream, command), _CHUNK)
-    raise ZstdUnavailableError(
-        'the layer is zstd-compressed; reading it needs Python 3.14 or '
-        'later, the backports.zstd package, or the zstd command on PATH')
+    raise ZstdUnavailableError('the layer is zstd-compressed; reading it needs ' + ZSTD_NEEDS)
 
 
 class _ModuleZstd(io.RawIOBase):

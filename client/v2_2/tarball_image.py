@@ -109,8 +109,15 @@ def _normalize(name: str) -> Optional[str]:
     return norm
 
 
+def _inflated(path: str, mode: str):
+    """PATH through `compression.decompress_stream`: gzip by the fast inflater, zstd."""
+    return compression.decompress_stream(open(path, mode))[0]
+
+
+# A compressed docker-save tarball is inflated into a temporary plain tar.
 _OUTER_CODECS = (
-    (b'\x1f\x8b', gzip.open, 'gzip'),
+    (compression.GZIP_MAGIC, _inflated, 'gzip'),
+    (compression.ZSTD_MAGIC, _inflated, 'zstd'),
     (b'BZh', bz2.open, 'bzip2'),
     (b'\xfd7zXZ\x00', lzma.open, 'xz'),
 )
@@ -137,7 +144,11 @@ class _Archive:
                     with opener(tarball, 'rb') as src, \
                             open(self.path, 'wb') as dst:
                         shutil.copyfileobj(src, dst, _CHUNK)
-                except (OSError, EOFError, lzma.LZMAError, zlib.error) as e:
+                except compression.ZstdUnavailableError as e:
+                    raise TarballError('%s is zstd-compressed; reading it needs %s'
+                                       % (tarball, compression.ZSTD_NEEDS)) from e
+                except (OSError, EOFError, lzma.LZMAError, zlib.error,
+                        compression.CompressionError) as e:
                     raise TarballError('%s is not a tar archive (bad %s '
                                        'data: %s)' % (tarball, label, e)) from e
                 break
