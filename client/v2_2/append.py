@@ -29,7 +29,6 @@ from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.transform.v2_2 import metadata
 
-_CHUNK = 1 << 20
 _EMPTY_LAYER_HEX = hashlib.sha256(b'').hexdigest()
 
 TarGz = Union[bytes, bytearray, memoryview, str, 'os.PathLike[str]', None]
@@ -39,33 +38,10 @@ class LayerError(ValueError):
     """The layer to append cannot be read as a (gzipped) tarball."""
 
 
-class _HashingReader:
-    """Passes reads through, hashing and counting the bytes."""
-
-    def __init__(self, reader: BinaryIO):
-        self._reader = reader
-        self.hash = hashlib.sha256()
-        self.size = 0
-
-    def read(self, amt: int = -1) -> bytes:
-        data = self._reader.read(amt)
-        self.hash.update(data)
-        self.size += len(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return 'sha256:' + self.hash.hexdigest()
-
-
 def _describe(reader: BinaryIO, with_diff_id: bool, what: str):
     """(blob digest, blob size, diff_id or None) of gzipped READER."""
     if not with_diff_id:
-        hashing = _HashingReader(reader)
+        hashing = compression.HashingReader(reader)
         hashing.drain()
         return hashing.digest, hashing.size, None
     try:
@@ -200,7 +176,7 @@ class Layer(docker_image.DockerImage):
         """Gzips the plain tar READER into a temp file, removed on exit."""
         fd, temp = tempfile.mkstemp(prefix='cr-append-', suffix='.tar.gz')
         self._cleanup = weakref.finalize(self, _remove, temp)
-        hashing = _HashingReader(reader)
+        hashing = compression.HashingReader(reader)
         with os.fdopen(fd, 'wb') as out:
             self._blob_sum, self._blob_size = compression.gzip_stream(
                 hashing, out)

@@ -199,8 +199,8 @@ class LayerDigests:
     codec: Optional[str]  # GZIP, ZSTD or None (the blob is the tar)
 
 
-class _Hashing:
-    """Passes reads through, hashing and counting them."""
+class HashingReader:
+    """Passes reads through, hashing (sha256) and counting them."""
 
     def __init__(self, reader):
         self._reader = reader
@@ -212,6 +212,15 @@ class _Hashing:
         self.hash.update(data)
         self.size += len(data)
         return data
+
+    def drain(self) -> None:
+        """Reads (and hashes) the rest."""
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return 'sha256:' + self.hash.hexdigest()
 
     def close(self) -> None:
         self._reader.close()
@@ -226,7 +235,7 @@ def digest_layer(reader) -> LayerDigests:
     head = _read_head(reader, len(ZSTD_MAGIC))
     if codec_of(head) == GZIP:
         return _digest_gzip(head, reader)
-    raw = _Hashing(_Prefixed(head, reader))
+    raw = HashingReader(_Prefixed(head, reader))
     inner, codec = decompress_stream(raw)
     tar_hash = hashlib.sha256()
     with inner:
@@ -235,9 +244,8 @@ def digest_layer(reader) -> LayerDigests:
             if not chunk:
                 break
             tar_hash.update(chunk)
-        while raw.read(_CHUNK):
-            pass
-    digest = 'sha256:' + raw.hash.hexdigest()
+        raw.drain()
+    digest = raw.digest
     diff_id = 'sha256:' + tar_hash.hexdigest() if codec else digest
     return LayerDigests(digest, raw.size, diff_id, codec)
 
