@@ -15,6 +15,7 @@ import subprocess
 import tarfile
 import tempfile
 import tracemalloc
+import zlib
 
 import pytest
 
@@ -550,34 +551,88 @@ def test_blob_range_points_at_checked_bytes(tmp_path):
     path = gz_and_plain_tarball(tmp_path)
     with docker_image.FromTarball(path) as img:
         digests = base_first(img)
-        for digest in digests:
+        for digest, tar in zip(digests, LAYERS[:2]):
             found = img.blob_range(digest)
             with open(found.path, 'rb') as f:
                 f.seek(found.offset)
                 assert sha256(f.read(found.size)) == digest
+            with found.open() as f:
+                assert sha256(f.read()) == digest
+            assert found.diff_id == sha256(tar)
         # The gzipped member is read where it lies in the tarball.
         assert img.blob_range(digests[0]).path == path
         assert img.blob_range(digests[1]).path != path
         assert img.blob_range(img.config_blob()) is None
 
 
-def test_save_after_the_tarball_changed_checks_again(tmp_path):
+def flip_a_byte(path: str, found: docker_image.FileRange) -> None:
+    """Same size, one byte in the middle of FOUND flipped, another mtime."""
+    with open(path, 'r+b') as f:
+        f.seek(found.offset + found.size // 2)
+        byte = f.read(1)
+        f.seek(-1, os.SEEK_CUR)
+        f.write(bytes([byte[0] ^ 0xff]))
+    os.utime(path, ns=(0, 12345))
+
+
+# What reading the damaged gzipped member raises, by the sink: the blob
+# digest (save.fast copies it), or the inflater first (save.uncompressed).
+CHANGED = {'fast': (docker_image.DigestMismatchedError,),
+           'uncompressed': (docker_image.DigestMismatchedError, OSError,
+                            EOFError, zlib.error)}
+
+
+@pytest.mark.parametrize('sink', sorted(CHANGED))
+def test_save_after_the_tarball_changed_checks_again(tmp_path, sink):
     from containerregistry.client.v2_2 import save
     path = gz_and_plain_tarball(tmp_path)
     with docker_image.FromTarball(path) as img:
         digest = base_first(img)[0]
-        found = img.blob_range(digest)
-        # Same size, one byte of the gzipped member flipped.
-        with open(path, 'r+b') as f:
-            f.seek(found.offset + found.size // 2)
-            byte = f.read(1)
-            f.seek(-1, os.SEEK_CUR)
-            f.write(bytes([byte[0] ^ 0xff]))
-        os.utime(path, ns=(0, 12345))
+        flip_a_byte(path, img.blob_range(digest))
         assert img.blob_range(digest) is None
-        with pytest.raises(docker_image.DigestMismatchedError, match='000'):
-            save.fast(img, str(tmp_path / 'out'))
-    assert not os.path.exists(tmp_path / 'out' / 'digest')
+        with pytest.raises(CHANGED[sink]):
+            getattr(save, sink)(img, str(tmp_path / 'out'))
+    assert os.listdir(tmp_path / 'out') == []
+
+
+def test_uncompressed_inflates_checked_ranges_once(tmp_path, monkeypatch):
+    """save.uncompressed inflates what the image checked without reading it
+    through blob_stream again, and writes the layers' tars."""
+    from containerregistry.client.v2_2 import save
+    path = gz_and_plain_tarball(tmp_path)
+    out = tmp_path / 'out'
+    with docker_image.FromTarball(path) as img:
+        img.manifest()
+
+        def refuse(digest):
+            raise AssertionError('read again: %s' % digest)
+        monkeypatch.setattr(img, 'blob_stream', refuse)
+        save.uncompressed(img, str(out))
+    assert (out / '000.tar').read_bytes() == LAYERS[0]
+    assert (out / '001.tar').read_bytes() == LAYERS[1]
+    assert (out / '000.sha256').read_text() == sha256(LAYERS[0]).split(':')[1]
+
+
+def test_uncompressed_when_the_tarball_changes_while_copied(tmp_path, monkeypatch):
+    """A change after the range was vouched for is caught by the checked read."""
+    from containerregistry.client.v2_2 import save
+    path = gz_and_plain_tarball(tmp_path)
+    with docker_image.FromTarball(path) as img:
+        digest = base_first(img)[0]
+        real = img.blob_range
+        changed = []
+
+        def then_change(d):
+            found = real(d)
+            if d == digest and found is not None and not changed:
+                changed.append(d)
+                flip_a_byte(path, found)
+            return found
+        monkeypatch.setattr(img, 'blob_range', then_change)
+        with pytest.raises(CHANGED['uncompressed']):
+            save.uncompressed(img, str(tmp_path / 'out'))
+        assert changed == [digest]
+    assert os.listdir(tmp_path / 'out') == []
 
 
 @pytest.mark.parametrize('kernel', ['copy_file_range', 'EXDEV', 'none'])

@@ -18,10 +18,52 @@ DigestMismatchedError = docker_digest.DigestMismatchedError
 
 
 class FileRange(NamedTuple):
-    """SIZE bytes at OFFSET of the local file PATH."""
+    """SIZE bytes at OFFSET of the local file PATH.
+
+    DIFF_ID, when the image knows it, is the sha256 of the tar those bytes
+    inflate to, as the image measured it while hashing them.
+    """
     path: str
     offset: int
     size: int
+    diff_id: Optional[str] = None
+
+    def open(self) -> io.BufferedReader:
+        """A reader over just these bytes (EOFError if the file is shorter).
+
+        Its buffer is small: large reads go straight into the caller's buffer.
+        """
+        return io.BufferedReader(_RangeReader(self))
+
+
+class _RangeReader(io.RawIOBase):
+    """Reads a FileRange through a handle of its own."""
+
+    def __init__(self, where: FileRange):
+        super().__init__()
+        self._where = where
+        self._file = open(where.path, 'rb')  # pylint: disable=consider-using-with
+        self._file.seek(where.offset)
+        self._left = where.size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[:min(len(buffer), self._left)]
+        n = self._file.readinto(view)
+        if not n:
+            raise EOFError('%s ends %d bytes before the %d bytes at %d'
+                           % (self._where.path, self._left, self._where.size,
+                              self._where.offset))
+        self._left -= n
+        return n
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def is_compressed(data: bytes) -> bool:

@@ -420,12 +420,39 @@ def _merged_index(path: str, entry: Dict, ref_name: Optional[str]) -> Dict:
     return index
 
 
+def _inflate_checked(image: docker_image.DockerImage, digest: str,
+                     diff_id: Optional[str], dest: str) -> bool:
+    """Inflates blob DIGEST into the new file DEST without hashing it again.
+
+    Only when IMAGE has hashed these very bytes in a local file and found
+    that they inflate to DIFF_ID (`blob_range`), and they are unchanged
+    after the copy. Otherwise (False) DEST is gone and the caller reads
+    and checks the blob as usual.
+    """
+    from containerregistry.client.v2_2 import compression
+    checked = image.blob_range(digest)
+    if checked is None or diff_id is None or checked.diff_id != diff_id:
+        return False
+    try:
+        reader, _ = compression.gunzip_if_compressed(checked.open())
+        with contextlib.closing(reader), _create(dest) as out:
+            shutil.copyfileobj(reader, out, _CHUNK)
+        if image.blob_range(digest) == checked:
+            return True
+    except Exception:  # pylint: disable=broad-except
+        # The file changed under us: the checked read says how.
+        logging.debug('inflating checked %s failed', digest, exc_info=True)
+    _remove(dest)
+    return False
+
+
 def uncompressed(image: docker_image.DockerImage, directory: str,
                  threads: int = 1) -> Tuple[str, LayerPaths]:
     """Writes IMAGE to DIRECTORY with uncompressed `NNN.tar` layers.
 
     Each `NNN.sha256` then holds the layer's diff_id. Both the blob digest
-    and the diff_id are checked as the layer streams through.
+    and the diff_id are checked as the layer streams through, unless the
+    image has checked these very bytes already (see `_inflate_checked`).
     """
     from containerregistry.client.v2_2 import compression
     diff_ids = list(reversed(image.diff_ids()))
@@ -438,20 +465,21 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
         temp = out.temp(final)
         what = 'layer %s (%s)' % (name, digest)
         diff_id = by_digest.get(digest)
-        blob = docker_digest.VerifyingReader(image.blob_stream(digest), digest,
-                                             what)
-        # Closing the inflater closes BLOB too.
-        reader, _ = compression.gunzip_if_compressed(blob)
-        with contextlib.closing(reader):
-            if diff_id:
-                _copy_verified(reader, temp, diff_id, None,
-                               'diff_id of ' + what)
-            else:
-                with _create(temp) as f:
-                    shutil.copyfileobj(reader, f, _CHUNK)
-            # Drain what the inflater left, so the blob digest is checked.
-            while blob.read(_CHUNK):
-                pass
+        if not _inflate_checked(image, digest, diff_id, temp):
+            blob = docker_digest.VerifyingReader(image.blob_stream(digest),
+                                                 digest, what)
+            # Closing the inflater closes BLOB too.
+            reader, _ = compression.gunzip_if_compressed(blob)
+            with contextlib.closing(reader):
+                if diff_id:
+                    _copy_verified(reader, temp, diff_id, None,
+                                   'diff_id of ' + what)
+                else:
+                    with _create(temp) as f:
+                        shutil.copyfileobj(reader, f, _CHUNK)
+                # Drain what the inflater left, so the blob digest is checked.
+                while blob.read(_CHUNK):
+                    pass
         out.place(temp, final)
         hex_id = (diff_id or '').split(':', 1)[-1]
         digest_path = out.write(name + '.sha256', hex_id.encode('ascii'))

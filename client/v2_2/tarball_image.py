@@ -63,33 +63,6 @@ class _Cancelled(Exception):
     """Another layer failed, so this one stopped early."""
 
 
-class _RangeReader(io.RawIOBase):
-    """Reads SIZE bytes at OFFSET of a file, through a handle of its own."""
-
-    def __init__(self, path: str, offset: int, size: int):
-        super().__init__()
-        self._file = open(path, 'rb')  # pylint: disable=consider-using-with
-        self._file.seek(offset)
-        self._left = size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._left <= 0:
-            return 0
-        view = memoryview(buffer)[:min(len(buffer), self._left)]
-        n = self._file.readinto(view)
-        if not n:
-            raise TarballError('unexpected end of tar data')
-        self._left -= n
-        return n
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
-
-
 @dataclasses.dataclass(frozen=True)
 class _Entry:
     name: str
@@ -213,8 +186,7 @@ class _Archive:
                            % (self.tarball, name))
 
     def open(self, entry: _Entry) -> io.BufferedReader:
-        return io.BufferedReader(
-            _RangeReader(self.path, entry.offset, entry.size), _CHUNK)
+        return docker_image.FileRange(self.path, entry.offset, entry.size).open()
 
     def read_small(self, name: str) -> bytes:
         entry = self.lookup(name)
@@ -662,8 +634,9 @@ class FromTarball(docker_image.DockerImage):
     def blob_range(self, digest: str) -> Optional[docker_image.FileRange]:
         """The layer's bytes in the tar (or in our gzip), once hashed.
 
-        None once the file has changed since it was hashed (size, mtime,
-        inode): the caller then reads and checks it again.
+        The range carries the diff_id measured in the same pass. None once
+        the file has changed since it was hashed (size, mtime, inode): the
+        caller then reads and checks it again.
         """
         if digest == self.config_blob():
             return None
@@ -679,7 +652,7 @@ class FromTarball(docker_image.DockerImage):
             path, offset = archive.path, archive.lookup(member).offset
         if _identity(path) != blob.source:
             return None
-        return docker_image.FileRange(path, offset, blob.size)
+        return docker_image.FileRange(path, offset, blob.size, blob.diff_id)
 
     def _member_stream(self, member: str):
         archive = self._archive()
