@@ -4,8 +4,14 @@ The archive cases run a fresh interpreter without site-packages (`-S`),
 with only a zip on its path holding `zlib_ng` the way a .par holds it: the
 package's Python files next to extension modules for several interpreters.
 """
+import glob
+import gzip
+import hashlib
 import importlib.machinery
+import io
+import json
 import os
+import tarfile
 import subprocess
 import sys
 import zipfile
@@ -15,6 +21,7 @@ import pytest
 
 import containerregistry
 from containerregistry.client.v2_2 import inflater
+from containerregistry.testing import pars
 
 PROBE = '''
 import gzip, hashlib, sys
@@ -112,3 +119,72 @@ def test_deflate_stays_upstreams(monkeypatch, choice):
         assert out.getvalue() == gzip.compress(data, 9, mtime=compression.GZIP_MTIME)
     finally:
         inflater.reset()
+
+
+def interpreters() -> dict:
+    """Extension suffix -> a CPython 3.10+ on this machine that has it.
+
+    The one running the tests, /usr/bin/python3 and pyenv's, when present.
+    """
+    found = {}
+    candidates = [sys.executable, '/usr/bin/python3'] + sorted(
+        glob.glob(os.path.expanduser('~/.pyenv/versions/3.*/bin/python3')))
+    for python in candidates:
+        try:
+            proc = subprocess.run(
+                [python, '-c', 'import sys, sysconfig; '
+                 'print(sys.version_info >= (3, 10), sysconfig.get_config_var("EXT_SUFFIX"))'],
+                capture_output=True, text=True, timeout=30)
+        except OSError:
+            continue
+        ok, _, suffix = proc.stdout.strip().partition(' ')
+        if proc.returncode == 0 and ok == 'True':
+            found.setdefault(suffix, python)
+    return found
+
+
+def small_save_tarball(path: str) -> bytes:
+    """A one-layer docker-save tarball with a gzipped layer; returns the layer's tar."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode='w') as tar:
+        info = tarfile.TarInfo('etc/words')
+        payload = b'alpha bravo charlie ' * 20000
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    layer = data.getvalue()
+    config = json.dumps({'rootfs': {'type': 'layers', 'diff_ids': [
+        'sha256:' + hashlib.sha256(layer).hexdigest()]}}).encode()
+    manifest = json.dumps([{'Config': 'c.json', 'Layers': ['l.tar.gz'],
+                            'RepoTags': ['a/b:c']}]).encode()
+    with tarfile.open(path, 'w') as tar:
+        for name, body in (('c.json', config), ('l.tar.gz', gzip.compress(layer)),
+                           ('manifest.json', manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    return layer
+
+
+def test_par_inflates_with_zlib_ng_on_every_interpreter_it_carries(tmp_path):
+    """The importer .par on each CPython here: zlib-ng where it carries that
+    interpreter's module, zlib otherwise; the same layout either way."""
+    par = pars.par_path('importer')
+    with zipfile.ZipFile(par) as z:
+        carried = {n[len('zlib_ng/zlib_ng'):] for n in z.namelist()
+                   if n.startswith('zlib_ng/zlib_ng.') and n.endswith('.so')}
+    assert importlib.machinery.EXTENSION_SUFFIXES[0] in carried
+    tarball = str(tmp_path / 'save.tar')
+    small_save_tarball(tarball)
+    env = {'PATH': os.environ.get('PATH', '')}
+    layouts = []
+    for suffix, python in sorted(interpreters().items()):
+        out = tmp_path / ('out' + suffix)
+        proc = subprocess.run([python, par, '--tarball', tarball, '--directory', str(out),
+                               '--format', 'tar.gz', '--stderrthreshold', 'DEBUG'],
+                              env=env, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, (python, proc.stderr)
+        want = 'zlib-ng' if suffix in carried else 'zlib'
+        assert [line for line in proc.stderr.splitlines()
+                if line.endswith('] inflating with ' + want)], (python, proc.stderr)
+        layouts.append({n: (out / n).read_bytes() for n in sorted(os.listdir(out))})
+    assert layouts and all(layout == layouts[0] for layout in layouts)
