@@ -213,6 +213,10 @@ def test_digest_layer(backend, codec):
     assert found == compression.LayerDigests(sha256(blob), len(blob),
                                              sha256(TAR), codec)
     assert source.was_closed
+    # TAR_OUT receives the very tar that was hashed.
+    tar_out = io.BytesIO()
+    assert compression.digest_layer(Tracked(blob), tar_out) == found
+    assert tar_out.getvalue() == TAR
 
 
 def test_digest_layer_checks_gzip_crc_and_length(gzip_backend):

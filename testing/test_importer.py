@@ -385,6 +385,8 @@ def test_bad_input(tmp_path, case, fmt):
     out = str(tmp_path / 'out')
     proc = run_importer(path, out, '--format', fmt)
     assert_failed(proc, out, *needles)
+    # The directory the importer made for this import goes with it.
+    assert not os.path.exists(out)
 
 
 def test_failure_takes_back_an_earlier_digest(skopeo_image, tmp_path):

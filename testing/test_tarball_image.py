@@ -635,22 +635,113 @@ def test_uncompressed_when_the_tarball_changes_while_copied(tmp_path, monkeypatc
     assert os.listdir(tmp_path / 'out') == []
 
 
+def test_uncompressed_range_is_the_checked_tar(tmp_path):
+    """A plain member is its own tar; a gzipped one has a tar only with
+    keep_tars, in a hidden directory inside TEMP_DIR."""
+    path = gz_and_plain_tarball(tmp_path)
+    with docker_image.FromTarball(path) as img:
+        digests = base_first(img)
+        assert img.uncompressed_range(digests[0]) is None
+        plain = img.uncompressed_range(digests[1])
+        assert (plain.path, plain.diff_id) == (path, sha256(LAYERS[1]))
+        with plain.open() as f:
+            assert f.read() == LAYERS[1]
+        assert img.uncompressed_range(img.config_blob()) is None
+    temp = tmp_path / 'temp'
+    temp.mkdir()
+    with docker_image.FromTarball(path, temp_dir=str(temp),
+                                  keep_tars=True) as img:
+        digests = base_first(img)
+        kept = img.uncompressed_range(digests[0])
+        assert kept.diff_id == sha256(LAYERS[0])
+        (hidden,) = os.listdir(temp)
+        assert hidden.startswith('.')
+        assert os.path.dirname(kept.path) == str(temp / hidden)
+        with kept.open() as f:
+            assert f.read() == LAYERS[0]
+        # A kept tar changed since it was hashed is vouched for no more.
+        flip_a_byte(kept.path, kept)
+        assert img.uncompressed_range(digests[0]) is None
+    assert os.listdir(temp) == []
+
+
+def test_uncompressed_links_kept_tars(tmp_path, monkeypatch):
+    """With keep_tars on the output's filesystem, save.uncompressed writes
+    the tars checked while the manifest was built: no blob is read again."""
+    from containerregistry.client.v2_2 import save
+    path = gz_and_plain_tarball(tmp_path)
+    out = tmp_path / 'out'
+    out.mkdir()
+    with docker_image.FromTarball(path, temp_dir=str(out),
+                                  keep_tars=True) as img:
+        digests = base_first(img)
+
+        def refuse(digest):
+            raise AssertionError('read again: %s' % digest)
+        monkeypatch.setattr(img, 'blob_stream', refuse)
+        monkeypatch.setattr(img, 'blob_range', refuse)
+        save.uncompressed(img, str(out))
+        assert os.path.samefile(img.uncompressed_range(digests[0]).path,
+                                out / '000.tar')
+    assert (out / '000.tar').read_bytes() == LAYERS[0]
+    assert (out / '001.tar').read_bytes() == LAYERS[1]
+    assert sorted(os.listdir(out)) == [
+        '000.sha256', '000.tar', '001.sha256', '001.tar', 'config.json',
+        'digest', 'manifest.json']
+
+
+@pytest.mark.parametrize('when', ['before', 'while-placed'])
+def test_uncompressed_when_a_kept_tar_changes(tmp_path, monkeypatch, when):
+    """A kept tar changed before or while it is placed is not used: the
+    layer is inflated from the (intact) tarball instead."""
+    from containerregistry.client.v2_2 import save
+    path = gz_and_plain_tarball(tmp_path)
+    out = tmp_path / 'out'
+    out.mkdir()
+    with docker_image.FromTarball(path, temp_dir=str(out),
+                                  keep_tars=True) as img:
+        digest = base_first(img)[0]
+        kept = img.uncompressed_range(digest)
+        if when == 'before':
+            flip_a_byte(kept.path, kept)
+        else:
+            place = save._place_range
+
+            def place_then_change(source, dest, what):
+                place(source, dest, what)
+                if source == kept:
+                    # After the check: the link shares the change.
+                    flip_a_byte(kept.path, kept)
+            monkeypatch.setattr(save, '_place_range', place_then_change)
+        save.uncompressed(img, str(out))
+    assert (out / '000.tar').read_bytes() == LAYERS[0]
+    assert (out / '001.tar').read_bytes() == LAYERS[1]
+
+
+@pytest.mark.parametrize('link', [True, False])
 @pytest.mark.parametrize('kernel', ['copy_file_range', 'EXDEV', 'none'])
-def test_save_copies_checked_ranges(tmp_path, monkeypatch, kernel):
+def test_save_copies_checked_ranges(tmp_path, monkeypatch, kernel, link):
+    """Checked ranges are copied in the kernel when it can; our own gzips,
+    whole files, are hard-linked where the filesystem allows."""
     from containerregistry.client.v2_2 import save
     import errno
+
+    def refuse(*unused):
+        raise OSError(errno.EXDEV, 'cross-device')
     if kernel == 'EXDEV':
-        def refuse(*unused):
-            raise OSError(errno.EXDEV, 'cross-device')
         monkeypatch.setattr(os, 'copy_file_range', refuse)
     elif kernel == 'none':
         monkeypatch.delattr(os, 'copy_file_range')
+    if not link:
+        monkeypatch.setattr(os, 'link', refuse)
     path = gz_and_plain_tarball(tmp_path)
     out = tmp_path / 'out'
-    with docker_image.FromTarball(path) as img:
+    with docker_image.FromTarball(path, temp_dir=str(tmp_path)) as img:
         save.fast(img, str(out))
         digests = base_first(img)
         ours = img.blob(digests[1])
+        assert [os.stat(out / n).st_nlink for n in ('000.tar.gz', '001.tar.gz')
+                ] == [1, 2 if link else 1]
     assert (out / '000.tar.gz').read_bytes() == images.gzip_bytes(LAYERS[0])
     assert (out / '001.tar.gz').read_bytes() == ours
     assert [sha256((out / n).read_bytes()) for n in ('000.tar.gz', '001.tar.gz')] == digests

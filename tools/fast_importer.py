@@ -4,8 +4,10 @@ rules_docker's container_load runs it with `--format tar` and reads back
 `config.json` and the `NNN.tar` layers. Every layer is still gzipped once,
 since `digest` and `manifest.json` name the compressed blobs; that work
 runs on several layers at once. Gzipped layers are never recompressed, and
-each layer's tar is checked against the config's diff_id before anything
-is written.
+each layer's tar is checked against the config's diff_id before any layer
+is put in place. Temporary files live in a hidden directory inside the
+output directory, so that with `--format tar` the tars inflated for that
+check become the output by a hard link, not by a second inflate.
 """
 import logging
 import os
@@ -48,6 +50,7 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import save
     from containerregistry.client.v2_2 import tarball_image
 
+    created = not os.path.isdir(args.directory)
     try:
         # A directory holding `digest` is a finished import; this one is
         # not finished until save writes it again.
@@ -55,9 +58,11 @@ def main(argv=None) -> None:
             os.unlink(os.path.join(args.directory, 'digest'))
         except (FileNotFoundError, NotADirectoryError):
             pass
-        with tarball_image.FromTarball(args.tarball,
-                                       threads=_THREADS) as image:
-            # Compress and check every layer before the directory is touched.
+        os.makedirs(args.directory, exist_ok=True)
+        with tarball_image.FromTarball(
+                args.tarball, threads=_THREADS, temp_dir=args.directory,
+                keep_tars=args.format == 'tar') as image:
+            # Compress and check every layer before any is put in place.
             image.manifest()
             logging.info('Importing %s (%s) into %s', args.tarball,
                          image.digest(), args.directory)
@@ -67,6 +72,11 @@ def main(argv=None) -> None:
                 save.uncompressed(image, args.directory, threads=_THREADS)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Import failed', exc_info=True)
+        if created:
+            try:
+                os.rmdir(args.directory)
+            except OSError:
+                pass
         cli.fatal('Error importing %s: %s', args.tarball, errors.describe(e))
 
 

@@ -226,15 +226,17 @@ class HashingReader:
         self._reader.close()
 
 
-def digest_layer(reader) -> LayerDigests:
+def digest_layer(reader, tar_out: Optional[BinaryIO] = None) -> LayerDigests:
     """Reads a layer blob to its end, hashing it and the tar it holds.
 
     Inflating checks the compressed data (gzip CRC and length, zstd frame
-    checks); bad data raises as `decompress_stream` says. Closes READER.
+    checks); bad data raises as `decompress_stream` says. TAR_OUT, if
+    given, receives the tar as it is hashed, so a caller that wants the tar
+    too inflates once. Closes READER.
     """
     head = _read_head(reader, len(ZSTD_MAGIC))
     if codec_of(head) == GZIP:
-        return _digest_gzip(head, reader)
+        return _digest_gzip(head, reader, tar_out)
     raw = HashingReader(_Prefixed(head, reader))
     inner, codec = decompress_stream(raw)
     tar_hash = hashlib.sha256()
@@ -244,6 +246,8 @@ def digest_layer(reader) -> LayerDigests:
             if not chunk:
                 break
             tar_hash.update(chunk)
+            if tar_out is not None:
+                tar_out.write(chunk)
         raw.drain()
     digest = raw.digest
     diff_id = 'sha256:' + tar_hash.hexdigest() if codec else digest
@@ -343,7 +347,8 @@ class _GunzipReader(io.RawIOBase):
         super().close()
 
 
-def _digest_gzip(head: bytes, reader) -> LayerDigests:
+def _digest_gzip(head: bytes, reader,
+                 tar_out: Optional[BinaryIO] = None) -> LayerDigests:
     """digest_layer of a gzip blob whose first bytes, HEAD, were read already.
 
     The blob is hashed piece by piece as it is read, its data as zlib yields
@@ -365,6 +370,8 @@ def _digest_gzip(head: bytes, reader) -> LayerDigests:
     try:
         for piece in _gunzip(read):
             tar_hash.update(piece)
+            if tar_out is not None:
+                tar_out.write(piece)
     finally:
         reader.close()
     return LayerDigests('sha256:' + blob_hash.hexdigest(), size,

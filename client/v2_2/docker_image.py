@@ -162,6 +162,17 @@ class DockerImage(metaclass=abc.ABCMeta):
         del digest
         return None
 
+    def uncompressed_range(self, digest: str) -> Optional[FileRange]:
+        """Where the tar of blob DIGEST lies in a local file, already hashed.
+
+        The range's diff_id is what those bytes hashed to; sinks that write
+        tars compare it with the config's and then copy (or link) the range
+        instead of inflating the blob. None (the default) means: inflate
+        blob_stream().
+        """
+        del digest
+        return None
+
     def uncompressed_blob(self, digest: str) -> bytes:
         """Same as blob() but uncompressed (gzip or zstd)."""
         with self.uncompressed_blob_stream(digest) as reader:
@@ -252,6 +263,14 @@ class Delegate(DockerImage):
                 or type(self).blob_stream is not Delegate.blob_stream):
             return None
         return self._image.blob_range(digest)
+
+    def uncompressed_range(self, digest: str) -> Optional[FileRange]:
+        if (type(self).blob is not Delegate.blob
+                or type(self).uncompressed_blob is not Delegate.uncompressed_blob
+                or type(self).uncompressed_blob_stream
+                is not Delegate.uncompressed_blob_stream):
+            return None
+        return self._image.uncompressed_range(digest)
 
     def uncompressed_blob(self, digest: str) -> bytes:
         return self._image.uncompressed_blob(digest)

@@ -137,6 +137,10 @@ def _copy_verified(reader, dest: str, digest: str, size: Optional[int],
             % (what, size, written))
 
 
+# A hard link cannot be made here (other filesystem, not supported, ...).
+_NO_LINK = frozenset([errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES,
+                      errno.ENOTSUP])
+
 # copy_file_range cannot do these here (old kernel, other filesystem, ...).
 _NO_KERNEL_COPY = frozenset([errno.EXDEV, errno.ENOSYS, errno.EINVAL,
                              errno.EOPNOTSUPP, errno.EPERM])
@@ -169,6 +173,20 @@ def _copy_range(source: docker_image.FileRange, dest: str, what: str) -> None:
             offset += n
 
 
+def _place_range(source: docker_image.FileRange, dest: str, what: str) -> None:
+    """Puts SOURCE at the new name DEST: a hard link when it is a whole file
+    on the same filesystem (a temporary file of the image's), else a copy."""
+    if source.offset == 0:
+        try:
+            if os.path.getsize(source.path) == source.size:
+                os.link(source.path, dest)
+                return
+        except OSError as e:
+            if e.errno not in _NO_LINK:
+                raise
+    _copy_range(source, dest, what)
+
+
 def _file_digest(path: str) -> str:
     h = hashlib.sha256()
     buf = bytearray(_CHUNK)
@@ -186,8 +204,7 @@ def _link_or_copy(source: str, dest: str) -> None:
     try:
         os.link(source, dest)
     except OSError as e:
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK,
-                           errno.EACCES, errno.ENOTSUP):
+        if e.errno not in _NO_LINK:
             raise
         shutil.copyfile(source, dest)
 
@@ -302,7 +319,7 @@ def _blob_fetcher(image: docker_image.DockerImage,
         def run(dest: str) -> None:
             checked = image.blob_range(digest)
             if checked is not None and sizes.get(digest, checked.size) == checked.size:
-                _copy_range(checked, dest, what)
+                _place_range(checked, dest, what)
                 return
             with contextlib.closing(image.blob_stream(digest)) as blob:
                 _copy_verified(blob, dest, digest, sizes.get(digest), what)
@@ -420,6 +437,28 @@ def _merged_index(path: str, entry: Dict, ref_name: Optional[str]) -> Dict:
     return index
 
 
+def _place_checked_tar(image: docker_image.DockerImage, digest: str,
+                       diff_id: Optional[str], dest: str, what: str) -> bool:
+    """Links or copies the tar of blob DIGEST into DEST, if IMAGE has it.
+
+    Only when IMAGE holds that tar in a local file whose bytes it hashed to
+    DIFF_ID (`uncompressed_range`), unchanged after the copy. Otherwise
+    (False) DEST is gone and the caller inflates the blob.
+    """
+    tar = image.uncompressed_range(digest)
+    if tar is None or diff_id is None or tar.diff_id != diff_id:
+        return False
+    try:
+        _place_range(tar, dest, what)
+        if image.uncompressed_range(digest) == tar:
+            return True
+    except (OSError, docker_digest.DigestMismatchedError):
+        logging.debug('placing the checked tar of %s failed', digest,
+                      exc_info=True)
+    _remove(dest)
+    return False
+
+
 def _inflate_checked(image: docker_image.DockerImage, digest: str,
                      diff_id: Optional[str], dest: str) -> bool:
     """Inflates blob DIGEST into the new file DEST without hashing it again.
@@ -452,7 +491,8 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
 
     Each `NNN.sha256` then holds the layer's diff_id. Both the blob digest
     and the diff_id are checked as the layer streams through, unless the
-    image has checked these very bytes already (see `_inflate_checked`).
+    image has checked these very bytes already (see `_place_checked_tar`
+    and `_inflate_checked`).
     """
     from containerregistry.client.v2_2 import compression
     diff_ids = list(reversed(image.diff_ids()))
@@ -465,7 +505,8 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
         temp = out.temp(final)
         what = 'layer %s (%s)' % (name, digest)
         diff_id = by_digest.get(digest)
-        if not _inflate_checked(image, digest, diff_id, temp):
+        if (not _place_checked_tar(image, digest, diff_id, temp, what)
+                and not _inflate_checked(image, digest, diff_id, temp)):
             blob = docker_digest.VerifyingReader(image.blob_stream(digest),
                                                  digest, what)
             # Closing the inflater closes BLOB too.

@@ -12,6 +12,9 @@ streaming, into a temporary file with upstream's fixed gzip settings (see
 `compression.gzip_stream`), so digests match upstream's; a gzipped member
 passes through unchanged, and is inflated only to check it. Either way the
 tar inside is hashed and must equal the config's diff_id for that layer.
+With `keep_tars`, a gzipped member's tar is also written out in that pass,
+for sinks that write tars (`save.uncompressed`) to link or copy rather than
+inflate the layer again.
 Temporary files go when the image is exited; the image stays usable
 afterwards and recreates them when needed.
 """
@@ -198,9 +201,14 @@ class _Archive:
 
 
 class _Workdir:
-    """A temporary directory, created on first use and removable at will."""
+    """A temporary directory, created on first use and removable at will.
 
-    def __init__(self):
+    It is made inside PARENT when given (hidden there), else in the
+    system's temporary directory.
+    """
+
+    def __init__(self, parent: Optional[str] = None):
+        self._parent = parent
         self._lock = threading.Lock()
         self._dir: Optional[tempfile.TemporaryDirectory] = None
         self._count = 0
@@ -208,7 +216,9 @@ class _Workdir:
     def new_file(self, label: str) -> str:
         with self._lock:
             if self._dir is None:
-                self._dir = tempfile.TemporaryDirectory(prefix='cr-tarball-')
+                self._dir = tempfile.TemporaryDirectory(
+                    prefix='.cr-tarball-' if self._parent else 'cr-tarball-',
+                    dir=self._parent)
             self._count += 1
             return os.path.join(self._dir.name, '%d-%s' % (self._count, label))
 
@@ -226,6 +236,15 @@ class _Blob:
     path: Optional[str]  # the gzip we wrote; None when the member is gzip
     diff_id: str  # sha256 of the tar inside
     source: Optional[tuple]  # _identity() of the hashed file, taken before the hash ended
+    tar: Optional[docker_image.FileRange] = None  # the tar in a local file
+    tar_source: Optional[tuple] = None  # _identity() of tar.path, as for source
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _identity(path: str) -> Optional[tuple]:
@@ -269,21 +288,27 @@ class FromTarball(docker_image.DockerImage):
 
     THREADS bounds how many layers are compressed (or checked) at once when
     the manifest is first built; None means one per CPU. The work is
-    CPU-bound, so more threads than CPUs are not used.
+    CPU-bound, so more threads than CPUs are not used. Temporary files go
+    into a directory made inside TEMP_DIR (default: the system's); on the
+    filesystem of a save's output they can be linked into place. KEEP_TARS
+    writes each gzipped layer's tar to a temporary file while it is checked
+    (see `uncompressed_range`): disk for a second inflate saved.
     """
 
     def __init__(self, tarball: str,
                  name: Optional[Union[docker_name.Tag, str]] = None,
-                 compresslevel: int = 9, threads: Optional[int] = None):
+                 compresslevel: int = 9, threads: Optional[int] = None,
+                 temp_dir: Optional[str] = None, keep_tars: bool = False):
         self._tarball = tarball
         self._name = name
         self._compresslevel = compresslevel
         self._threads = threads
+        self._keep_tars = keep_tars
         # _lock guards fields and is held briefly; _populate_lock serializes
         # the manifest synthesis, which waits on compressing threads.
         self._lock = threading.RLock()
         self._populate_lock = threading.Lock()
-        self._workdir = _Workdir()
+        self._workdir = _Workdir(temp_dir)
         self._archive_index: Optional[_Archive] = None
         self._entry: Optional[Dict[str, Any]] = None
         self._config: Optional[str] = None
@@ -406,12 +431,9 @@ class FromTarball(docker_image.DockerImage):
                 codec = compression.codec_of(f.read(len(compression.ZSTD_MAGIC)))
             try:
                 if codec == compression.GZIP:
-                    source = _identity(archive.path)
-                    found = compression.digest_layer(open_member())
-                    blob = _Blob(found.digest, found.size, None, found.diff_id,
-                                 source)
+                    blob = self._check_gzip_member(archive, open_member)
                 else:
-                    blob = self._gzip_member(open_member, codec)
+                    blob = self._gzip_member(archive, entry, open_member, codec)
             except (compression.CompressionError, gzip.BadGzipFile, EOFError,
                     zlib.error) as e:
                 raise TarballError('%s: layer %r is not valid %s data (%s)'
@@ -422,9 +444,29 @@ class FromTarball(docker_image.DockerImage):
             self._compressed[member] = blob
             return blob
 
-    def _gzip_member(self, open_member, codec: Optional[str]) -> _Blob:
+    def _check_gzip_member(self, archive: _Archive, open_member) -> _Blob:
+        """Hashes a gzipped member and its tar (kept in a file if asked)."""
+        source = _identity(archive.path)
+        if not self._keep_tars:
+            found = compression.digest_layer(open_member())
+            return _Blob(found.digest, found.size, None, found.diff_id, source)
+        path = self._workdir.new_file('layer.tar')
+        try:
+            with open(path, 'wb') as tar_out:
+                found = compression.digest_layer(open_member(), tar_out)
+                size = tar_out.tell()
+        except BaseException:
+            _unlink(path)
+            raise
+        tar = docker_image.FileRange(path, 0, size, found.diff_id)
+        return _Blob(found.digest, found.size, None, found.diff_id, source,
+                     tar, _identity(path))
+
+    def _gzip_member(self, archive: _Archive, entry: _Entry, open_member,
+                     codec: Optional[str]) -> _Blob:
         """Gzips the tar of a member that is plain (or zstd) into a file."""
         path = self._workdir.new_file('layer.tar.gz')
+        archive_source = _identity(archive.path)
         tar_hash = hashlib.sha256()
         try:
             with open_member() as raw, open(path, 'wb') as dst:
@@ -436,13 +478,15 @@ class FromTarball(docker_image.DockerImage):
                         digest, size = compression.gzip_stream(
                             src, dst, self._compresslevel, tar_hash)
         except BaseException:
-            try:
-                os.unlink(path)
-            except OSError:
-                pass
+            _unlink(path)
             raise
-        return _Blob(digest, size, path, 'sha256:' + tar_hash.hexdigest(),
-                     _identity(path))
+        diff_id = 'sha256:' + tar_hash.hexdigest()
+        tar = None
+        if codec is None:
+            tar = docker_image.FileRange(archive.path, entry.offset, entry.size,
+                                         diff_id)
+        return _Blob(digest, size, path, diff_id, _identity(path), tar,
+                     archive_source)
 
     def _populate(self) -> Dict[str, Any]:
         with self._populate_lock:
@@ -653,6 +697,23 @@ class FromTarball(docker_image.DockerImage):
         if _identity(path) != blob.source:
             return None
         return docker_image.FileRange(path, offset, blob.size, blob.diff_id)
+
+    def uncompressed_range(self, digest: str) -> Optional[docker_image.FileRange]:
+        """The layer's tar in a local file, once hashed to the range's diff_id.
+
+        A plain member is its own tar; a gzipped one has a tar only with
+        `keep_tars`. None once the file has changed since it was hashed.
+        """
+        if digest == self.config_blob():
+            return None
+        member = self._member_for(digest)
+        with self._lock:
+            blob = self._compressed.get(member)
+        if blob is None or blob.tar is None or blob.tar_source is None:
+            return None
+        if _identity(blob.tar.path) != blob.tar_source:
+            return None
+        return blob.tar
 
     def _member_stream(self, member: str):
         archive = self._archive()
