@@ -614,6 +614,44 @@ def test_not_a_tar(small, tmp_path):
                   % built.layers[0].diff_id)
 
 
+def _chain_tars(count: int) -> List[bytes]:
+    """COUNT layers, each adding f<i> and whiting out its predecessor's."""
+    tars = []
+    for i in range(count):
+        files = {'d/f%d' % i: b'layer %d\n' % i}
+        if i:
+            files['d/.wh.f%d' % (i - 1)] = b''
+        tars.append(images.make_layer(0, files=files))
+    return tars
+
+
+def test_many_layers_apply_in_order(tmp_path):
+    """More layers than are read at once still apply base first."""
+    built = corpus.build(_chain_tars(9))
+    fast = corpus.write_fast(str(tmp_path / 'fast'), built)
+    proc, fs, _ = run_flatten(tmp_path, '--config', fast.config,
+                              *_layer_flags(fast))
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(fs) as tar:
+        files = {m.name: tar.extractfile(m).read()
+                 for m in tar if m.isreg()}
+    assert files == {'d/f8': b'layer 8\n'}
+
+
+def test_the_lowest_broken_layer_is_named(tmp_path):
+    """Layers are read several at once; the error is the base-most one's."""
+    built = corpus.build(_chain_tars(6))
+    fast = corpus.write_fast(str(tmp_path / 'fast'), built)
+    for index in (1, 2, 5):
+        with open(fast.layers[index], 'wb') as f:
+            f.write(gzip.compress(b'not a tar, layer %d\n' % index * 40))
+    for _ in range(3):
+        proc, _, _ = run_flatten(tmp_path, '--config', fast.config,
+                                 *_layer_flags(fast))
+        assert_failed(proc, tmp_path, 'layer 1 (%s) is not a valid tar'
+                      % built.layers[1].diff_id)
+
+
 @pytest.mark.parametrize('flags,needle', [
     (['--digest', 'D', '--digest', 'E', '--layer', 'L'],
      'got 2 --digest and 1 --layer flags'),

@@ -25,15 +25,20 @@ deleted files, and wrote hardlinks to paths it had dropped.
 
 Memory stays flat whatever the layer sizes: a first pass reads only tar
 headers to build the merged tree; a second pass streams each layer that
-still contributes file contents and copies those contents through. Output
+still contributes file contents and copies those contents through. The
+first pass reads several layers at once (one per CPU; inflating releases
+the GIL) and applies their headers in layer order. Output
 names are normalized (`usr/bin/x`, no `./` prefix, like `docker export`);
 directories, symlinks, devices, fifos and empty files come first in path
 order, then files with contents layer by layer (base first).
 """
 import collections
+import concurrent.futures
 import io
 import logging
+import os
 import tarfile
+import threading
 import zlib
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
@@ -375,6 +380,57 @@ class _Layers:
                 raise FlattenError('%s cannot be read: %s'
                                    % (where, _reason(e))) from e
 
+    def headers(self, index: int, stop: threading.Event
+                ) -> List[tarfile.TarInfo]:
+        """The member headers of layer INDEX, in order (first pass).
+
+        Gives up early, with what it has, once STOP is set.
+        """
+        found = []
+        for _, info in self.members(index):
+            if stop.is_set():
+                break
+            found.append(info)
+        return found
+
+
+def _index(layers: _Layers) -> '_Tree':
+    """The merged tree of the layers' headers (the first pass).
+
+    Layers are read several at once, at most one per CPU ahead of the one
+    being applied (so few layers' headers are held outside the tree), and
+    applied base first; the first failure, in layer order, is raised, and
+    the other readers stop.
+    """
+    tree = _Tree()
+    count = len(layers.diff_ids)
+    workers = max(1, min(count, os.cpu_count() or 1))
+    stop = threading.Event()
+    pool = concurrent.futures.ThreadPoolExecutor(
+        workers, thread_name_prefix='flatten-index')
+    try:
+        ahead = collections.deque(
+            pool.submit(layers.headers, index, stop)
+            for index in range(min(count, workers + 1)))
+        for index in range(count):
+            infos = ahead.popleft().result()
+            if index + len(ahead) + 1 < count:
+                ahead.append(pool.submit(layers.headers,
+                                         index + len(ahead) + 1, stop))
+            tree.start_layer()
+            for ordinal, info in enumerate(infos):
+                try:
+                    tree.apply(info, (index, ordinal))
+                except FlattenError as e:
+                    raise FlattenError('%s: %s' % (layers.describe(index),
+                                                   e)) from e
+            logging.debug('Indexed %s: %d entries', layers.describe(index),
+                          len(infos))
+    finally:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+    return tree
+
 
 def _reason(err: BaseException) -> str:
     if isinstance(err, OSError) and err.strerror:
@@ -392,18 +448,7 @@ def extract(image: docker_image.DockerImage, tar: tarfile.TarFile) -> None:
     when the layers cannot be read or merged.
     """
     layers = _Layers(image)
-    tree = _Tree()
-    for index in range(len(layers.diff_ids)):
-        tree.start_layer()
-        count = 0
-        for ordinal, (_, info) in enumerate(layers.members(index)):
-            try:
-                tree.apply(info, (index, ordinal))
-            except FlattenError as e:
-                raise FlattenError('%s: %s' % (layers.describe(index), e)) from e
-            count += 1
-        logging.debug('Indexed %s: %d entries', layers.describe(index), count)
-
+    tree = _index(layers)
     entries = list(_iter_tree(tree))
     groups = _link_groups(entries)
     # Files whose contents are still to be copied, by where the contents
