@@ -718,6 +718,20 @@ def test_uncompressed_when_a_kept_tar_changes(tmp_path, monkeypatch, when):
     assert (out / '001.tar').read_bytes() == LAYERS[1]
 
 
+@pytest.mark.parametrize('private', [True, False])
+def test_only_private_files_are_linked(tmp_path, private):
+    """A range over a user's whole file is copied: the output must not
+    share an inode with an input."""
+    from containerregistry.client.v2_2 import save
+    source = tmp_path / 'blob'
+    source.write_bytes(b'layer bytes' * 100)
+    dest = tmp_path / 'dest'
+    found = docker_image.FileRange(str(source), 0, 1100, private=private)
+    save._place_range(found, str(dest), 'blob')
+    assert dest.read_bytes() == source.read_bytes()
+    assert os.path.samefile(source, dest) == private
+
+
 @pytest.mark.parametrize('link', [True, False])
 @pytest.mark.parametrize('kernel', ['copy_file_range', 'EXDEV', 'none'])
 def test_save_copies_checked_ranges(tmp_path, monkeypatch, kernel, link):

@@ -21,12 +21,15 @@ class FileRange(NamedTuple):
     """SIZE bytes at OFFSET of the local file PATH.
 
     DIFF_ID, when the image knows it, is the sha256 of the tar those bytes
-    inflate to, as the image measured it while hashing them.
+    inflate to, as the image measured it while hashing them. PRIVATE means
+    PATH is the image's own temporary file, which sinks may hard-link
+    rather than copy (a user's file is never linked into an output).
     """
     path: str
     offset: int
     size: int
     diff_id: Optional[str] = None
+    private: bool = False
 
     def open(self) -> io.BufferedReader:
         """A reader over just these bytes (EOFError if the file is shorter).

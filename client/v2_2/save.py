@@ -174,9 +174,9 @@ def _copy_range(source: docker_image.FileRange, dest: str, what: str) -> None:
 
 
 def _place_range(source: docker_image.FileRange, dest: str, what: str) -> None:
-    """Puts SOURCE at the new name DEST: a hard link when it is a whole file
-    on the same filesystem (a temporary file of the image's), else a copy."""
-    if source.offset == 0:
+    """Puts SOURCE at the new name DEST: a hard link when it is a whole
+    private file (the image's own) on the same filesystem, else a copy."""
+    if source.private and source.offset == 0:
         try:
             if os.path.getsize(source.path) == source.size:
                 os.link(source.path, dest)

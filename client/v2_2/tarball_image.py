@@ -458,7 +458,7 @@ class FromTarball(docker_image.DockerImage):
         except BaseException:
             _unlink(path)
             raise
-        tar = docker_image.FileRange(path, 0, size, found.diff_id)
+        tar = docker_image.FileRange(path, 0, size, found.diff_id, True)
         return _Blob(found.digest, found.size, None, found.diff_id, source,
                      tar, _identity(path))
 
@@ -690,13 +690,15 @@ class FromTarball(docker_image.DockerImage):
         if blob is None or blob.source is None:
             return None
         if blob.path is not None:
-            path, offset = blob.path, 0
+            path, offset, private = blob.path, 0, True
         else:
             archive = self._archive()
             path, offset = archive.path, archive.lookup(member).offset
+            private = archive.temporary
         if _identity(path) != blob.source:
             return None
-        return docker_image.FileRange(path, offset, blob.size, blob.diff_id)
+        return docker_image.FileRange(path, offset, blob.size, blob.diff_id,
+                                      private)
 
     def uncompressed_range(self, digest: str) -> Optional[docker_image.FileRange]:
         """The layer's tar in a local file, once hashed to the range's diff_id.
