@@ -11,7 +11,11 @@ import importlib
 import logging
 import os
 import re
+import signal
+import subprocess
 import sys
+import threading
+import time
 from typing import Dict, List, Tuple
 
 import pytest
@@ -283,6 +287,62 @@ def test_run_turns_interrupt_into_130(capsys, monkeypatch):
         cli.run(main)
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == 'Interrupted.\n'
+
+
+def test_run_turns_sigterm_into_143(capsys, monkeypatch):
+    """SIGTERM unwinds the tool (its cleanup runs), past `except Exception`."""
+    monkeypatch.delenv('BUILD_WORKING_DIRECTORY', raising=False)
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+
+    def main():
+        try:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(30)
+            except Exception:  # pylint: disable=broad-except
+                cleaned.append('caught by the tool')
+        finally:
+            cleaned.append('finally')
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(main)
+    assert exit_info.value.code == 143
+    assert capsys.readouterr().err == 'Terminated.\n'
+    assert cleaned == ['finally']
+    assert signal.getsignal(signal.SIGTERM) == before
+    # The grace timer went with the tool's return.
+    assert not [t for t in threading.enumerate()
+                if isinstance(t, threading.Timer) and t.is_alive()]
+
+
+@pytest.mark.parametrize('then', ['wait', 'second-sigterm'])
+def test_sigterm_cleanup_is_bounded(tmp_path, then):
+    """A cleanup that hangs after SIGTERM does not keep the tool alive past
+    the grace period, nor past a second SIGTERM."""
+    script = tmp_path / 'stuck.py'
+    script.write_text(
+        'import os, signal, time\n'
+        'from containerregistry.tools import cli\n'
+        'cli.GRACE_SECONDS = %r\n'
+        'def main():\n'
+        '    try:\n'
+        '        os.kill(os.getpid(), signal.SIGTERM)\n'
+        '        time.sleep(60)\n'
+        '    finally:\n'
+        '        if %r:\n'
+        '            os.kill(os.getpid(), signal.SIGTERM)\n'
+        '        time.sleep(60)\n'
+        'cli.run(main)\n' % (0.5 if then == 'wait' else 60.0,
+                              then == 'second-sigterm'))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    proc = subprocess.run([sys.executable, str(script)], env=env,
+                          capture_output=True, text=True, timeout=30)
+    if then == 'wait':
+        assert proc.returncode == 143, proc.stderr
+        assert proc.stderr == 'Terminated.\n'
+    else:
+        assert proc.returncode == -signal.SIGTERM, proc.stderr
 
 
 def test_run_calls_main(tmp_path, monkeypatch):

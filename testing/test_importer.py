@@ -12,8 +12,11 @@ import hashlib
 import io
 import json
 import os
+import signal
+import socket
 import subprocess
 import tarfile
+import time
 from typing import Dict, Optional, Sequence
 
 import pytest
@@ -399,6 +402,58 @@ def test_failure_takes_back_an_earlier_digest(skopeo_image, tmp_path):
     proc = run_importer(str(junk), out)
     assert proc.returncode == 1
     assert not os.path.exists(os.path.join(out, 'digest'))
+
+
+def test_sigterm_takes_its_files_with_it(tmp_path):
+    """Stopped mid-import (Bazel and CI runners send SIGTERM), the importer
+    removes its temporary files and the directory it created."""
+    tars = [images.make_layer(340 + i, 6 << 20, 'text') for i in range(2)]
+    path = hand_tarball(str(tmp_path / 'big.tar'), tars)
+    out = tmp_path / 'out'
+    proc = subprocess.Popen(
+        pars.tool_command('importer') + ['--tarball', path,
+                                         '--directory', str(out)],
+        env=pars.tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    try:
+        # Compressing has begun once its temporary directory exists.
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and any(
+                n.startswith('.cr-tarball-') for n in os.listdir(out))):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert stderr == 'Terminated.\n'
+    assert not out.exists()
+
+
+def test_what_a_killed_import_left_is_removed(skopeo_image, tmp_path):
+    """Temporary directories of importer processes that no longer run (on
+    this host) go; another process's stays."""
+    built, path = skopeo_image
+    out = tmp_path / 'image'
+    out.mkdir()
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    host = socket.gethostname()
+    stale = out / ('.cr-tarball-%d@%s-k1lled' % (dead.pid, host))
+    stale.mkdir()
+    (stale / '1-layer.tar').write_bytes(b'x' * 1000)
+    live = tmp_path / 'live'
+    live.mkdir()
+    kept = live / ('.cr-tarball-%d@%s-running' % (os.getpid(), host))
+    kept.mkdir()
+    proc = run_importer(path, str(out))
+    assert_imported(proc, str(out), 'tar', built.config, LAYERS,
+                    [upstream_gzip(t) for t in LAYERS])
+    assert run_importer(path, str(live)).returncode == 0
+    assert kept.is_dir()
 
 
 def test_bad_format_is_a_usage_error(tmp_path):

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import random
+import socket
 import subprocess
 import tarfile
 import tempfile
@@ -716,6 +717,35 @@ def test_uncompressed_when_a_kept_tar_changes(tmp_path, monkeypatch, when):
         save.uncompressed(img, str(out))
     assert (out / '000.tar').read_bytes() == LAYERS[0]
     assert (out / '001.tar').read_bytes() == LAYERS[1]
+
+
+def test_remove_stale_temp_dirs(tmp_path):
+    """Only directories of processes on this host that no longer run go."""
+    from containerregistry.client.v2_2 import tarball_image
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    host = socket.gethostname()
+    names = {
+        'stale': '.cr-tarball-%d@%s-abc_12' % (dead.pid, host),
+        'running': '.cr-tarball-%d@%s-def_34' % (os.getpid(), host),
+        'elsewhere': '.cr-tarball-%d@%s-x-ghi_56' % (dead.pid, host),
+        'unrelated': 'cr-tarball-%d@%s-jkl_78' % (dead.pid, host),
+    }
+    for name in names.values():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / 'file').write_bytes(b'x')
+    assert tarball_image.remove_stale_temp_dirs(str(tmp_path)) == [names['stale']]
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        n for k, n in names.items() if k != 'stale')
+    assert tarball_image.remove_stale_temp_dirs(str(tmp_path / 'nope')) == []
+    # What FromTarball makes in a TEMP_DIR is found by that name.
+    with docker_image.FromTarball(gz_and_plain_tarball(tmp_path),
+                                  temp_dir=str(tmp_path)) as img:
+        img.manifest()
+        mine = [n for n in os.listdir(tmp_path)
+                if n.startswith('.cr-tarball-%d@%s-' % (os.getpid(), host))
+                and n != names['running']]
+        assert len(mine) == 1
 
 
 @pytest.mark.parametrize('private', [True, False])

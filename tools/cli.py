@@ -10,8 +10,10 @@ Usage lines are passed in verbatim because upstream's were hand-edited.
 import argparse
 import logging
 import os
+import signal
 import sys
-from typing import Callable, NoReturn, Optional
+import threading
+from typing import Callable, List, NoReturn, Optional
 
 # The help width upstream's text was produced with: argparse wraps at the
 # terminal's columns minus two.
@@ -104,23 +106,68 @@ def fatal(message: str, *args: object) -> NoReturn:
     sys.exit(1)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (what Bazel and CI runners send to stop a tool).
+
+    A BaseException, like KeyboardInterrupt, so that the tools' `except
+    Exception` clauses let it through while `finally` clauses and context
+    managers still remove temporary files on the way out.
+    """
+
+
+# How long cleanup may take after SIGTERM before the process just ends
+# (threads still fetching a blob over the network are not waited for).
+GRACE_SECONDS = 10.0
+_grace_timers: List[threading.Timer] = []
+
+
+def _hard_exit() -> None:
+    sys.stderr.write('Terminated.\n')
+    sys.stderr.flush()
+    os._exit(143)  # pylint: disable=protected-access
+
+
+def _terminate(signum, frame) -> NoReturn:
+    """Unwinds the tool, within GRACE_SECONDS; a second SIGTERM kills it."""
+    del frame
+    signal.signal(signum, signal.SIG_DFL)
+    timer = threading.Timer(GRACE_SECONDS, _hard_exit)
+    timer.daemon = True
+    _grace_timers.append(timer)
+    timer.start()
+    raise Terminated()
+
+
 def run(main: Callable[[], object]) -> None:
     """Runs a tool's `main()` as the process entry point.
 
     Applies `chdir_to_caller()` first. Ctrl-C ends the tool with status 130
-    and no traceback. Other errors are the tool's to turn into `fatal()`
-    lines; anything left uncaught keeps Python's traceback and status 1.
+    and SIGTERM with 143 (128 + 15), each with one line and no traceback,
+    after the tool's cleanup ran (after SIGTERM, for GRACE_SECONDS at
+    most). Other errors are the tool's to turn into `fatal()` lines;
+    anything left uncaught keeps Python's traceback and status 1.
 
     On success the process ends without the interpreter's teardown: by then
     every file is closed and every thread joined, and tearing down a few
     hundred modules costs more than a small pull (measured in bench/).
     """
     chdir_to_caller()
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         main()
     except KeyboardInterrupt:
         sys.stderr.write('Interrupted.\n')
         sys.exit(130)
+    except Terminated:
+        # The tool has unwound: nothing is left for the timer to cut short.
+        while _grace_timers:
+            timer = _grace_timers.pop()
+            timer.cancel()
+            timer.join()
+        sys.stderr.write('Terminated.\n')
+        sys.exit(143)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()

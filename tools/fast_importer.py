@@ -45,12 +45,25 @@ _THREADS = 32
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    created = not os.path.isdir(args.directory)
+    try:
+        _import(args)
+    except BaseException:
+        # Failed, interrupted or terminated: a directory made for this
+        # import goes with it (once empty; the image removed its files).
+        if created:
+            try:
+                os.rmdir(args.directory)
+            except OSError:
+                pass
+        raise
 
+
+def _import(args) -> None:
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client.v2_2 import save
     from containerregistry.client.v2_2 import tarball_image
 
-    created = not os.path.isdir(args.directory)
     try:
         # A directory holding `digest` is a finished import; this one is
         # not finished until save writes it again.
@@ -59,6 +72,9 @@ def main(argv=None) -> None:
         except (FileNotFoundError, NotADirectoryError):
             pass
         os.makedirs(args.directory, exist_ok=True)
+        for name in tarball_image.remove_stale_temp_dirs(args.directory):
+            logging.info('Removed %s, left by an import that was killed',
+                         os.path.join(args.directory, name))
         with tarball_image.FromTarball(
                 args.tarball, threads=_THREADS, temp_dir=args.directory,
                 keep_tars=args.format == 'tar') as image:
@@ -72,13 +88,7 @@ def main(argv=None) -> None:
                 save.uncompressed(image, args.directory, threads=_THREADS)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Import failed', exc_info=True)
-        if created:
-            try:
-                os.rmdir(args.directory)
-            except OSError:
-                pass
         cli.fatal('Error importing %s: %s', args.tarball, errors.describe(e))
-
 
 if __name__ == '__main__':
     cli.run(main)

@@ -28,7 +28,9 @@ import json
 import lzma
 import os
 import posixpath
+import re
 import shutil
+import socket
 import tarfile
 import tempfile
 import threading
@@ -200,11 +202,52 @@ class _Archive:
             return f.read()
 
 
+def _owner_tag() -> str:
+    """Who makes a temporary directory: `PID@HOST`, for remove_stale_temp_dirs."""
+    return '%d@%s' % (os.getpid(), socket.gethostname().replace('/', '_'))
+
+
+_TEMP_PREFIX = '.cr-tarball-'
+_TEMP_NAME = re.compile(r'\.cr-tarball-(\d+)@(.*)-[^-]+$')
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # it exists, as another user's
+    return True
+
+
+def remove_stale_temp_dirs(directory: str) -> List[str]:
+    """Removes what FromTarball(temp_dir=DIRECTORY) left there when killed.
+
+    Only directories made on this host by processes no longer running are
+    removed; returns their names. A directory that cannot be listed has none.
+    """
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return []
+    host = _owner_tag().split('@', 1)[1]
+    removed = []
+    for name in sorted(names):
+        m = _TEMP_NAME.match(name)
+        if not m or m.group(2) != host or _running(int(m.group(1))):
+            continue
+        shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
 class _Workdir:
     """A temporary directory, created on first use and removable at will.
 
-    It is made inside PARENT when given (hidden there), else in the
-    system's temporary directory.
+    It is made inside PARENT when given (hidden there, named for the process
+    that made it: see remove_stale_temp_dirs), else in the system's
+    temporary directory.
     """
 
     def __init__(self, parent: Optional[str] = None):
@@ -216,9 +259,11 @@ class _Workdir:
     def new_file(self, label: str) -> str:
         with self._lock:
             if self._dir is None:
-                self._dir = tempfile.TemporaryDirectory(
-                    prefix='.cr-tarball-' if self._parent else 'cr-tarball-',
-                    dir=self._parent)
+                prefix = 'cr-tarball-'
+                if self._parent:
+                    prefix = '%s%s-' % (_TEMP_PREFIX, _owner_tag())
+                self._dir = tempfile.TemporaryDirectory(prefix=prefix,
+                                                        dir=self._parent)
             self._count += 1
             return os.path.join(self._dir.name, '%d-%s' % (self._count, label))
 
@@ -593,6 +638,10 @@ class FromTarball(docker_image.DockerImage):
             real = [e for e in errors if not isinstance(e, _Cancelled)]
             if real or errors:
                 raise (real or errors)[0]
+        except BaseException:
+            # Ctrl-C or SIGTERM too: stop the other layers' work at once.
+            cancel.set()
+            raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
