@@ -90,5 +90,6 @@ def _import(args) -> None:
         logging.debug('Import failed', exc_info=True)
         cli.fatal('Error importing %s: %s', args.tarball, errors.describe(e))
 
+
 if __name__ == '__main__':
     cli.run(main)

@@ -208,7 +208,7 @@ def _owner_tag() -> str:
 
 
 _TEMP_PREFIX = '.cr-tarball-'
-_TEMP_NAME = re.compile(r'\.cr-tarball-(\d+)@(.*)-[^-]+$')
+_TEMP_NAME = re.compile(re.escape(_TEMP_PREFIX) + r'(\d+)@(.*)-[^-]+$')
 
 
 def _running(pid: int) -> bool:
