@@ -638,6 +638,51 @@ def test_many_layers_apply_in_order(tmp_path):
     assert files == {'d/f8': b'layer 8\n'}
 
 
+def _changing_after_the_index(monkeypatch, path: str, data: bytes) -> None:
+    """Makes PATH hold DATA once flatten's first pass is done."""
+    real = flatten._index
+
+    def index_then_change(layers):
+        tree = real(layers)
+        with open(path, 'wb') as f:
+            f.write(data)
+        return tree
+    monkeypatch.setattr(flatten, '_index', index_then_change)
+
+
+CHANGES = {
+    # Other members before the file: its contents are elsewhere now.
+    'moved': lambda tar: images.gzip_bytes(images.make_layer(0, files={
+        'a/first': b'x' * 3000, 'd/f1': b'layer 1\n'})),
+    'cut': lambda tar: images.gzip_bytes(tar[:600]),
+    # The file's header is intact; its contents end early.
+    'cut-in-contents': lambda tar: images.gzip_bytes(
+        tar[:tar.index(b'layer 1\n') + 4]),
+    'corrupt': lambda tar: images.gzip_bytes(tar)[:40] + b'\xff' * 64,
+}
+
+
+@pytest.mark.parametrize('change', sorted(CHANGES))
+def test_a_layer_changed_between_the_passes(tmp_path, monkeypatch, change):
+    """The copy pass reads contents where the first pass found them; a layer
+    changed in between is an error, never wrong contents."""
+    tars = _chain_tars(2)
+    built = corpus.build(tars)
+    fast = corpus.write_fast(str(tmp_path / 'fast'), built)
+    _changing_after_the_index(monkeypatch, fast.layers[1],
+                              CHANGES[change](tars[1]))
+    with open(fast.config, encoding='utf-8') as f:
+        config = f.read()
+    image = disk_image.FromDisk(config, list(zip(fast.digests, fast.layers)))
+    with pytest.raises(flatten.FlattenError) as exc:
+        _extract_bytes(image)
+    where = 'layer 1 (%s)' % built.layers[1].diff_id
+    if change == 'corrupt':
+        assert str(exc.value).startswith(where + ' cannot be read: ')
+    else:
+        assert str(exc.value) == where + ' changed while it was read'
+
+
 def test_the_lowest_broken_layer_is_named(tmp_path):
     """Layers are read several at once; the error is the base-most one's."""
     built = corpus.build(_chain_tars(6))

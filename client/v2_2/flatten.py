@@ -27,7 +27,9 @@ Memory stays flat whatever the layer sizes: a first pass reads only tar
 headers to build the merged tree; a second pass streams each layer that
 still contributes file contents and copies those contents through. The
 first pass reads several layers at once (one per CPU; inflating releases
-the GIL) and applies their headers in layer order. Output
+the GIL) and applies their headers in layer order. The second copies
+contents from where the first pass found them, checking each file's
+header block there, with the layer inflated on a thread of its own. Output
 names are normalized (`usr/bin/x`, no `./` prefix, like `docker export`);
 directories, symlinks, devices, fifos and empty files come first in path
 order, then files with contents layer by layer (base first).
@@ -37,6 +39,7 @@ import concurrent.futures
 import io
 import logging
 import os
+import queue
 import tarfile
 import threading
 import zlib
@@ -49,6 +52,10 @@ _OPAQUE = '.wh..wh..opq'
 # Symlinks followed while resolving one path before giving up (as Linux).
 _MAX_LINKS = 255
 _BUFSIZE = 1 << 16
+# The copy pass reads and writes in pieces of this size, at most _AHEAD
+# pieces ahead of the writing.
+_PIECE = 1 << 20
+_AHEAD = 4
 # Implicitly created parent directories (umoci: MkdirAll 0777, umask 022).
 _IMPLICIT_DIR_MODE = 0o755
 # Pax records recomputed from the output header (or meaningless there).
@@ -63,10 +70,11 @@ class FlattenError(ValueError):
 
 class _Inode:
     """A filesystem object; hardlinked paths share one."""
-    __slots__ = ('info', 'children', 'source', 'origin')
+    __slots__ = ('info', 'children', 'source', 'origin', 'at')
 
     def __init__(self, info: tarfile.TarInfo,
-                 source: Optional[Tuple[int, int]] = None, origin: str = ''):
+                 source: Optional[Tuple[int, int]] = None, origin: str = '',
+                 at: Optional[Tuple[int, Optional[int]]] = None):
         self.info = info
         # name -> _Inode for directories, None otherwise.
         self.children: Optional[Dict[str, '_Inode']] = (
@@ -75,6 +83,10 @@ class _Inode:
         self.source = source
         # The path the object was created at (hardlinks add more).
         self.origin = origin
+        # Where a regular file's contents start in its layer's tar, and the
+        # size its own header block gives (None when a pax record holds
+        # it); None for sparse files, whose stored data tarfile expands.
+        self.at = at
 
     @property
     def is_dir(self) -> bool:
@@ -260,8 +272,12 @@ class _Tree:
         elif info.islnk():
             parent.children[file] = self._link_target(info)
         elif info.isreg():
+            at = None
+            if not info.issparse():
+                at = (info.offset_data,
+                      None if 'size' in info.pax_headers else info.size)
             parent.children[file] = _Inode(_header(info, ''), source,
-                                           '/'.join(path))
+                                           '/'.join(path), at)
         elif info.type in _NODATA_TYPES:
             parent.children[file] = _Inode(_header(info, ''),
                                            origin='/'.join(path))
@@ -330,7 +346,7 @@ class _Layers:
     def describe(self, index: int) -> str:
         return 'layer %d (%s)' % (index, self.diff_ids[index])
 
-    def _open(self, index: int):
+    def open(self, index: int):
         """A reader over layer INDEX's tar; close it when done."""
         diff_id = self.diff_ids[index]
         opener = getattr(self._image, 'uncompressed_layer_stream', None)
@@ -353,7 +369,7 @@ class _Layers:
         """
         where = self.describe(index)
         try:
-            stream = self._open(index)
+            stream = self.open(index)
         except _READ_ERRORS as e:
             raise FlattenError('%s cannot be read: %s'
                                % (where, _reason(e))) from e
@@ -470,26 +486,195 @@ def extract(image: docker_image.DockerImage, tar: tarfile.TarFile) -> None:
         for other in group[1:]:
             tar.addfile(_hardlink(node.info, other, path))
 
-    left = collections.Counter(index for index, _ in pending)
-    for index in sorted(left):
-        for ordinal, (layer_tar, info) in enumerate(layers.members(index)):
-            found = pending.pop((index, ordinal), None)
-            if found is None:
-                continue
-            node, paths = found
-            if not info.isreg() or info.size != node.info.size:
-                raise FlattenError('%s changed while it was read'
-                                   % layers.describe(index))
-            tar.addfile(_header(node.info, paths[0]),
-                        layer_tar.extractfile(info))
-            for path in paths[1:]:
-                tar.addfile(_hardlink(node.info, path, paths[0]))
-            left[index] -= 1
-            if not left[index]:
-                break
+    by_layer: Dict[int, List[Tuple[_Inode, List[str]]]] = (
+        collections.defaultdict(list))
+    for (index, _), found in sorted(pending.items()):
+        by_layer[index].append(found)
+    for index in sorted(by_layer):
+        files = by_layer[index]
+        if all(node.at is not None for node, _ in files):
+            _copy_at_offsets(layers, index, files, tar)
+        else:
+            _copy_by_members(layers, index, files, tar)
         logging.debug('Copied files of %s', layers.describe(index))
-    if pending:
-        raise FlattenError('layer contents changed while they were read')
+
+
+def _add_file(tar: tarfile.TarFile, node: _Inode, paths: List[str],
+              contents) -> None:
+    """NODE's first path with CONTENTS, then its other paths as hardlinks."""
+    tar.addfile(_header(node.info, paths[0]), contents)
+    for path in paths[1:]:
+        tar.addfile(_hardlink(node.info, path, paths[0]))
+
+
+def _copy_by_members(layers: _Layers, index: int,
+                     files: List[Tuple[_Inode, List[str]]],
+                     tar: tarfile.TarFile) -> None:
+    """Copies FILES' contents from layer INDEX, read member by member.
+
+    For layers with sparse files, whose stored data tarfile expands.
+    """
+    wanted = {node.source[1]: (node, paths) for node, paths in files}
+    for ordinal, (layer_tar, info) in enumerate(layers.members(index)):
+        found = wanted.pop(ordinal, None)
+        if found is None:
+            continue
+        node, paths = found
+        if not info.isreg() or info.size != node.info.size:
+            break
+        _add_file(tar, node, paths, layer_tar.extractfile(info))
+        if not wanted:
+            return
+    raise FlattenError('%s changed while it was read' % layers.describe(index))
+
+
+def _copy_at_offsets(layers: _Layers, index: int,
+                     files: List[Tuple[_Inode, List[str]]],
+                     tar: tarfile.TarFile) -> None:
+    """Copies FILES' contents from layer INDEX by where the first pass found
+    them, the layer inflated on a thread of its own while they are written.
+
+    tarfile's stream reader costs more than inflating; this reads each
+    byte once, in large pieces. Each file's own header block is checked
+    on the way, so a layer changed since the first pass is an error.
+    """
+    where = layers.describe(index)
+    changed = FlattenError('%s changed while it was read' % where)
+    files = sorted(files, key=lambda found: found[0].at[0])
+    try:
+        stream = _ReadAhead(layers.open(index))
+    except _READ_ERRORS as e:
+        raise FlattenError('%s cannot be read: %s' % (where, _reason(e))) from e
+    saved = tar.copybufsize
+    tar.copybufsize = _PIECE
+    try:
+        with stream:
+            position = 0
+            for node, paths in files:
+                offset, size = node.at
+                header = offset - tarfile.BLOCKSIZE
+                if header < position:
+                    raise changed
+                stream.skip(header - position)
+                block = stream.read(tarfile.BLOCKSIZE)
+                try:
+                    info = tarfile.TarInfo.frombuf(block, 'utf-8',
+                                                   'surrogateescape')
+                except tarfile.HeaderError:
+                    raise changed from None
+                if not info.isreg() or (size is not None and info.size != size):
+                    raise changed
+                _add_file(tar, node, paths, _Exactly(stream, changed))
+                position = offset + node.info.size
+    except FlattenError:
+        raise
+    except _READ_ERRORS as e:
+        raise FlattenError('%s cannot be read: %s' % (where, _reason(e))) from e
+    finally:
+        tar.copybufsize = saved
+
+
+class _Exactly:
+    """Reads from STREAM as much as asked for, or raises ERROR.
+
+    tarfile asks for exactly a member's size, so less means the layer
+    ended early.
+    """
+
+    def __init__(self, stream: '_ReadAhead', error: Exception):
+        self._stream = stream
+        self._error = error
+
+    def read(self, size: int) -> bytes:
+        data = self._stream.read(size)
+        if len(data) < size:
+            raise self._error
+        return data
+
+
+class _ReadAhead:
+    """Reads the reader RAW on a thread of its own, up to _AHEAD pieces
+    ahead of the consumer (inflating releases the GIL, so it overlaps with
+    writing). Errors of RAW's are raised to the consumer where they fall.
+    Closing it stops the thread and closes RAW.
+    """
+
+    def __init__(self, raw):
+        self._raw = raw
+        self._queue: 'queue.Queue' = queue.Queue(_AHEAD)
+        self._stop = threading.Event()
+        self._piece = memoryview(b'')
+        self._failure: Optional[BaseException] = None
+        self._ended = False
+        self._thread = threading.Thread(target=self._fill,
+                                        name='flatten-read-ahead', daemon=True)
+        self._thread.start()
+
+    def _fill(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._raw.read(_PIECE)
+                self._put(data)
+                if not data:
+                    return
+        except BaseException as e:  # pylint: disable=broad-except
+            self._put(e)
+
+    def _put(self, item) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _next_piece(self) -> bool:
+        """Makes the next piece current; False at the end of the data."""
+        if self._failure is not None:
+            raise self._failure
+        if self._ended:
+            return False
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            self._failure = item
+            raise item
+        if not item:
+            self._ended = True
+            return False
+        self._piece = memoryview(item)
+        return True
+
+    def read(self, size: int) -> bytes:
+        """SIZE bytes, fewer only at the end of the data."""
+        parts = []
+        while size > 0:
+            if not self._piece and not self._next_piece():
+                break
+            part = self._piece[:size]
+            self._piece = self._piece[len(part):]
+            parts.append(part)
+            size -= len(part)
+        return b''.join(parts)
+
+    def skip(self, size: int) -> None:
+        """Drops SIZE bytes (fewer at the end of the data)."""
+        while size > 0:
+            if not self._piece and not self._next_piece():
+                return
+            n = min(size, len(self._piece))
+            self._piece = self._piece[n:]
+            size -= n
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._raw.close()
+
+    def __enter__(self) -> '_ReadAhead':
+        return self
+
+    def __exit__(self, *unused) -> None:
+        self.close()
 
 
 def _link_groups(entries: List[Tuple[str, _Inode]]) -> Dict[int, List[str]]:
