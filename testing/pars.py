@@ -11,9 +11,11 @@ import fcntl
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Dict, Iterator, List, Optional
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -135,3 +137,26 @@ def run_tool(name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault('env', tool_env())
     return subprocess.run(tool_command(name) + list(args), capture_output=True,
                           text=True, **kwargs)
+
+
+def terminate_when(name: str, args: List[str], ready, env: dict = None,
+                   timeout: float = 60) -> subprocess.CompletedProcess:
+    """Starts tool NAME with ARGS, sends it SIGTERM once READY() is true,
+    and returns how it ended (text output). A tool that ends before, or
+    outlives TIMEOUT seconds after the signal, fails the test."""
+    argv = tool_command(name) + list(args)
+    proc = subprocess.Popen(argv, env=env or tool_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, 'never ready'
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, stdout, stderr)

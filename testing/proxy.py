@@ -7,6 +7,8 @@ request unchanged; tests switch on faults:
 - `replace_manifest(ref, body)`: serve BODY for manifest GET/HEADs of REF;
 - `drop_blob(digest, after=N, times=None)`: announce the full length, send N
   bytes, close (every time, or the first TIMES responses, ranged ones too);
+- `stall_blob(digest, after=N)`: send N bytes of that blob, then nothing
+  until the proxy stops (a download stuck on the network);
 - `redirect_blobs()`: answer blob GETs with a 307 to a second server on
   `127.0.0.1:OTHERPORT` (another host name than `localhost`), which serves
   the blob itself and records the headers it received (`origin_requests`).
@@ -43,6 +45,9 @@ class Proxy:
         self.origin_requests: List[Tuple[str, str, Dict[str, str]]] = []
         self._corrupt: set = set()
         self._drop: Dict[str, int] = {}
+        self._stall: Dict[str, int] = {}
+        self.stalled = threading.Event()  # set once a stalled GET began
+        self._stopping = threading.Event()
         self._manifests: Dict[str, bytes] = {}
         self._redirect = False
         self._lock = threading.Lock()
@@ -74,6 +79,10 @@ class Proxy:
         """
         self._drop[digest] = (after, times)
 
+    def stall_blob(self, digest: str, after: int = 16) -> None:
+        """Hold GETs of DIGEST after AFTER body bytes until the proxy stops."""
+        self._stall[digest] = after
+
     def redirect_blobs(self, on: bool = True) -> None:
         self._redirect = on
 
@@ -82,6 +91,7 @@ class Proxy:
                    if (method is None or m == method) and contains in p)
 
     def stop(self) -> None:
+        self._stopping.set()
         for httpd in (self._httpd, self._origin):
             httpd.shutdown()
             httpd.server_close()
@@ -107,7 +117,7 @@ class Proxy:
                                            dict(self.headers.items())))
 
             def _send(self, status: int, headers, body: bytes, declared=None,
-                      drop_after=None):
+                      drop_after=None, stall_after=None):
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() not in _HOP and k.lower() != 'content-length':
@@ -119,7 +129,13 @@ class Proxy:
                 self.end_headers()
                 if self.command == 'HEAD':
                     return
-                if drop_after is None:
+                if stall_after is not None:
+                    self.wfile.write(body[:stall_after])
+                    self.wfile.flush()
+                    proxy.stalled.set()
+                    proxy._stopping.wait(120)
+                    self.close_connection = True
+                elif drop_after is None:
                     self.wfile.write(body)
                 else:
                     self.wfile.write(body[:drop_after])
@@ -173,7 +189,11 @@ class Proxy:
                     if after is not None:
                         drop = after
                         declared = len(data)
-                self._send(resp.status, resp.getheaders(), data, declared, drop)
+                stall = None
+                if blob and self.command == 'GET' and resp.status == 200:
+                    stall = proxy._stall.get(blob.group(2))
+                self._send(resp.status, resp.getheaders(), data, declared, drop,
+                           stall)
 
             def _fwd_headers(self):
                 return {k: v for k, v in self.headers.items()

@@ -305,6 +305,9 @@ def test_run_turns_sigterm_into_143(capsys, monkeypatch):
         finally:
             cleaned.append('finally')
 
+    def exit_now(code):
+        raise SystemExit(code)
+    monkeypatch.setattr(cli.os, '_exit', exit_now)
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main)
     assert exit_info.value.code == 143

@@ -12,11 +12,9 @@ import hashlib
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import tarfile
-import time
 from typing import Dict, Optional, Sequence
 
 import pytest
@@ -410,26 +408,13 @@ def test_sigterm_takes_its_files_with_it(tmp_path):
     tars = [images.make_layer(340 + i, 6 << 20, 'text') for i in range(2)]
     path = hand_tarball(str(tmp_path / 'big.tar'), tars)
     out = tmp_path / 'out'
-    proc = subprocess.Popen(
-        pars.tool_command('importer') + ['--tarball', path,
-                                         '--directory', str(out)],
-        env=pars.tool_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    try:
-        # Compressing has begun once its temporary directory exists.
-        deadline = time.monotonic() + 120
-        while not (out.is_dir() and any(
-                n.startswith('.cr-tarball-') for n in os.listdir(out))):
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, stderr
-    assert stderr == 'Terminated.\n'
+    # Compressing has begun once its temporary directory exists.
+    proc = pars.terminate_when(
+        'importer', ['--tarball', path, '--directory', str(out)],
+        lambda: out.is_dir() and any(n.startswith('.cr-tarball-')
+                                     for n in os.listdir(out)))
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr == 'Terminated.\n'
     assert not out.exists()
 
 

@@ -1,5 +1,6 @@
 """puller --cache: a content-addressed layer cache shared across pulls."""
 import os
+import socket
 import subprocess
 
 from containerregistry.testing import images
@@ -111,3 +112,28 @@ def test_two_pullers_share_cache_concurrently(registry, repo_name, pull, tmp_pat
     allowed = {l.hex for l in pushed.layers} | {pushed.config_digest.split(':')[1]}
     leftovers = set(entries) - allowed
     assert not leftovers, leftovers
+
+
+def test_what_a_killed_pull_left_is_removed(registry, repo_name, pull,
+                                            tmp_path):
+    """Temporary files of pulls killed outright (SIGKILL) go at the next
+    pull into the same directory or cache; another host's files stay."""
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(560, 3000)])
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    host = socket.gethostname()
+    out = tmp_path / 'out'
+    cache = tmp_path / 'cache'
+    left = {}
+    for where in (out, cache):
+        where.mkdir()
+        left[where] = where / ('.000.tar.gz.%d@%s.77.tmp' % (dead.pid, host))
+        left[where].write_bytes(b'half a layer')
+    other_host = cache / ('.%s.%d@%s-elsewhere.77.tmp'
+                          % (pushed.layers[0].hex, dead.pid, host))
+    other_host.write_bytes(b'being written on another machine')
+    proc = pull(pushed.by_tag, '--cache', str(cache), directory=str(out))
+    pull.assert_pulled(proc, pushed)
+    assert not left[cache].exists()
+    assert other_host.exists()

@@ -1,7 +1,10 @@
 """puller behind a tampering proxy: verification, dropped connections, redirects."""
+import os
+
 import pytest
 
 from containerregistry.testing import images
+from containerregistry.testing import pars
 from containerregistry.testing import proxy as proxy_mod
 from containerregistry.testing import registry as reg
 
@@ -103,3 +106,20 @@ def test_redirect_drops_authorization(request, kind, repo_name, pull, tmp_path):
         assert sent and all(any(k.lower() == 'authorization' for k in h) for h in sent)
     finally:
         p.stop()
+
+
+def test_sigterm_during_a_stuck_download(registry, proxy, repo_name, pull,
+                                         tool_env):
+    """SIGTERM while a blob download hangs on the network: the puller ends
+    (status 143, `Terminated.`) without waiting for it, leaving no file."""
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(450, 30_000),
+                                images.make_layer(451)])
+    proxy.stall_blob(pushed.layers[0].digest, after=1000)
+    out = pull.new_dir()
+    proc = pars.terminate_when(
+        'puller', ['--name', _via(proxy, pushed), '--directory', out],
+        proxy.stalled.is_set, env=tool_env)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr == 'Terminated.\n'
+    assert os.listdir(out) == []

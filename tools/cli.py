@@ -159,13 +159,17 @@ def run(main: Callable[[], object]) -> None:
         sys.stderr.write('Interrupted.\n')
         sys.exit(130)
     except Terminated:
-        # The tool has unwound: nothing is left for the timer to cut short.
+        # The tool has unwound; threads stuck on the network may remain,
+        # and the interpreter's teardown would wait for them.
         while _grace_timers:
             timer = _grace_timers.pop()
             timer.cancel()
             timer.join()
+        logging.shutdown()
+        sys.stdout.flush()
         sys.stderr.write('Terminated.\n')
-        sys.exit(143)
+        sys.stderr.flush()
+        os._exit(143)  # pylint: disable=protected-access
     finally:
         signal.signal(signal.SIGTERM, previous)
     logging.shutdown()

@@ -24,9 +24,12 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import leftovers
 
 _CHUNK = 1 << 20
 _NUMBERED = re.compile(r'^(\d{3,})\.(?:tar\.gz|tar|sha256)$')
+# `.NAME.PID@HOST.THREAD.tmp`: a file being written (see `leftovers`).
+_TEMP_NAME = leftovers.pattern(r'\..+\.', r'\.\d+\.tmp')
 
 LayerPaths = List[Tuple[str, str]]
 
@@ -43,10 +46,23 @@ def multi_image_tarball(tag_to_image, tar, tag_to_v1_image=None) -> None:
     tarball_writer.multi_image_tarball(tag_to_image, tar, tag_to_v1_image)
 
 
+class _Abandoned(Exception):
+    """The save was taken back (interrupted) while a thread still wrote."""
+
+
+def _temp_name(final: str) -> str:
+    """A new temporary name beside FINAL (same filesystem, hidden)."""
+    head, tail = os.path.split(final)
+    return os.path.join(head, '.%s.%s.%d.tmp' % (tail, leftovers.tag(),
+                                                 threading.get_ident()))
+
+
 class _Output:
     """Files of one save: written under temporary names, then renamed.
 
-    Remembers what it put in place so that a failed save can take it back.
+    Remembers what it put in place so that a failed save can take it back;
+    once it has, nothing more is put in place (threads still running after
+    an interrupt cannot add files).
     """
 
     def __init__(self, directory: str):
@@ -54,22 +70,33 @@ class _Output:
         self._lock = threading.Lock()
         self._placed: List[str] = []
         self._temps: List[str] = []
+        self._discarded = False
+
+    def remove_leftovers(self, subdirectory: str = '') -> None:
+        """Removes temporary files that killed saves left in SUBDIRECTORY."""
+        where = os.path.join(self.directory, subdirectory)
+        for name in leftovers.remove_abandoned(where, _TEMP_NAME):
+            logging.info('Removed %s, left by a save that was killed',
+                         os.path.join(where, name))
 
     def path(self, name: str) -> str:
         return os.path.join(self.directory, name)
 
     def temp(self, final: str) -> str:
         """A new temporary name beside FINAL (same filesystem, hidden)."""
-        head, tail = os.path.split(final)
-        name = os.path.join(head, '.%s.%d.%d.tmp' % (tail, os.getpid(),
-                                                     threading.get_ident()))
+        name = _temp_name(final)
         with self._lock:
+            if self._discarded:
+                raise _Abandoned()
             self._temps.append(name)
         return name
 
     def place(self, temp: str, final: str) -> None:
-        os.replace(temp, final)
         with self._lock:
+            if self._discarded:
+                _remove(temp)
+                raise _Abandoned()
+            os.replace(temp, final)
             self._temps.remove(temp)
             self._placed.append(final)
 
@@ -83,7 +110,10 @@ class _Output:
 
     def discard(self) -> None:
         """Removes temporary files and everything this save placed."""
-        for name in self._temps + self._placed:
+        with self._lock:
+            self._discarded = True
+            names = self._temps + self._placed
+        for name in names:
             _remove(name)
 
     def remove_stale(self, keep: int) -> None:
@@ -220,6 +250,9 @@ class _Cache:
     def __init__(self, directory: str):
         os.makedirs(directory, exist_ok=True)
         self._directory = directory
+        for name in leftovers.remove_abandoned(directory, _TEMP_NAME):
+            logging.info('Removed %s from the cache, left by a save that '
+                         'was killed', name)
 
     def path(self, digest: str) -> str:
         return os.path.join(self._directory, digest.split(':', 1)[1])
@@ -244,8 +277,7 @@ class _Cache:
 
     def fill(self, digest: str, download: Callable[[str], None]) -> str:
         path = self.path(digest)
-        temp = os.path.join(self._directory, '.%s.%d.%d.tmp' % (
-            os.path.basename(path), os.getpid(), threading.get_ident()))
+        temp = _temp_name(path)
         try:
             download(temp)
             os.replace(temp, path)
@@ -264,14 +296,23 @@ def _layer_sizes(image: docker_image.DockerImage) -> Dict[str, int]:
 
 
 def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
-    """Runs TASKS on THREADS threads; the first failure stops the rest."""
+    """Runs TASKS on THREADS threads; the first failure stops the rest.
+
+    On Ctrl-C or SIGTERM the tasks still running are not waited for (one
+    may be stuck on the network): the caller's cleanup goes first.
+    """
     pool = concurrent.futures.ThreadPoolExecutor(max(1, threads))
     try:
         futures = [pool.submit(task) for task in tasks]
         for future in concurrent.futures.as_completed(futures):
             future.result()
-    finally:
+    except Exception:
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _save(image: docker_image.DockerImage, directory: str, threads: int,
@@ -279,6 +320,7 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
           ) -> Tuple[str, LayerPaths]:
     os.makedirs(directory, exist_ok=True)
     out = _Output(directory)
+    out.remove_leftovers()
     _remove(out.path('digest'))
     try:
         layers = list(reversed(image.fs_layers()))
@@ -379,6 +421,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     blobs = os.path.join(directory, 'blobs', 'sha256')
     os.makedirs(blobs, exist_ok=True)
     out = _Output(directory)
+    out.remove_leftovers()
+    out.remove_leftovers(os.path.join('blobs', 'sha256'))
     fetch = _blob_fetcher(image, cache_directory)
 
     def blob_path(digest: str) -> str:

@@ -30,7 +30,6 @@ import os
 import posixpath
 import re
 import shutil
-import socket
 import tarfile
 import tempfile
 import threading
@@ -43,6 +42,7 @@ from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import leftovers
 
 _CHUNK = 1 << 20
 _MAX_LINKS = 32
@@ -202,52 +202,25 @@ class _Archive:
             return f.read()
 
 
-def _owner_tag() -> str:
-    """Who makes a temporary directory: `PID@HOST`, for remove_stale_temp_dirs."""
-    return '%d@%s' % (os.getpid(), socket.gethostname().replace('/', '_'))
-
-
 _TEMP_PREFIX = '.cr-tarball-'
-_TEMP_NAME = re.compile(re.escape(_TEMP_PREFIX) + r'(\d+)@(.*)-[^-]+$')
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # it exists, as another user's
-    return True
+_TEMP_NAME = leftovers.pattern(re.escape(_TEMP_PREFIX), '-[^-]+')
 
 
 def remove_stale_temp_dirs(directory: str) -> List[str]:
     """Removes what FromTarball(temp_dir=DIRECTORY) left there when killed.
 
     Only directories made on this host by processes no longer running are
-    removed; returns their names. A directory that cannot be listed has none.
+    removed (see `leftovers`); returns their names.
     """
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return []
-    host = _owner_tag().split('@', 1)[1]
-    removed = []
-    for name in sorted(names):
-        m = _TEMP_NAME.match(name)
-        if not m or m.group(2) != host or _running(int(m.group(1))):
-            continue
-        shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
-        removed.append(name)
-    return removed
+    return leftovers.remove_abandoned(directory, _TEMP_NAME)
 
 
 class _Workdir:
     """A temporary directory, created on first use and removable at will.
 
     It is made inside PARENT when given (hidden there, named for the process
-    that made it: see remove_stale_temp_dirs), else in the system's
-    temporary directory.
+    that made it: see `leftovers`), else in the system's temporary
+    directory.
     """
 
     def __init__(self, parent: Optional[str] = None):
@@ -261,7 +234,7 @@ class _Workdir:
             if self._dir is None:
                 prefix = 'cr-tarball-'
                 if self._parent:
-                    prefix = '%s%s-' % (_TEMP_PREFIX, _owner_tag())
+                    prefix = '%s%s-' % (_TEMP_PREFIX, leftovers.tag())
                 self._dir = tempfile.TemporaryDirectory(prefix=prefix,
                                                         dir=self._parent)
             self._count += 1
