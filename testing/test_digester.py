@@ -6,6 +6,8 @@ for the same inputs, with and without `--oci`, and carry no newline.
 """
 import json
 import os
+import socket
+import subprocess
 
 import pytest
 
@@ -84,6 +86,26 @@ def test_overwrites_existing_output(tools):
     proc = tools.digester(*disk.args(), output=out)
     assert proc.returncode == 0, proc.stderr
     assert proc.digest_text == disk.digest()
+
+
+def test_what_a_killed_run_left_is_removed(tools):
+    """A temporary file a digester killed outright (SIGKILL) left beside
+    the output goes at the next run; another host's stays."""
+    disk = _disk(tools, 15)
+    directory = tools.new_dir('out')
+    out = os.path.join(directory, 'image.digest')
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    host = socket.gethostname()
+    left = '.image.digest.%d@%s.k1lled.tmp' % (dead.pid, host)
+    other = '.image.digest.%d@%s-elsewhere.r7nning.tmp' % (dead.pid, host)
+    for name in (left, other):
+        with open(os.path.join(directory, name), 'w') as f:
+            f.write('sha256:')
+    proc = tools.digester(*disk.args(), output=out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.digest_text == disk.digest()
+    assert sorted(os.listdir(directory)) == [other, 'image.digest']
 
 
 def test_container_image_argv(tools):

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import random
+import socket
 import stat
 import subprocess
 import tarfile
@@ -745,6 +746,24 @@ def test_missing_output_directory(small, tmp_path):
                          *_layer_flags(fast), '--filesystem', target,
                          '--metadata', str(tmp_path / 'out' / 'meta.json'))
     assert_failed(proc, tmp_path, 'No such file or directory: ' + target)
+
+
+def test_what_a_killed_run_left_is_removed(small, tmp_path):
+    """Temporary files a flatten killed outright (SIGKILL) left beside its
+    outputs go at the next run."""
+    _, fast = small
+    out = tmp_path / 'out'
+    out.mkdir()
+    dead = subprocess.Popen(['true'])
+    dead.wait()
+    left = ['.%s.%d@%s.k1lled.tmp' % (base, dead.pid, socket.gethostname())
+            for base in ('fs.tar', 'meta.json')]
+    for name in left:
+        (out / name).write_bytes(b'half an output')
+    proc, _, _ = run_flatten(tmp_path, '--config', fast.config,
+                             *_layer_flags(fast))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(os.listdir(out)) == ['fs.tar', 'meta.json']
 
 
 def test_failure_keeps_existing_outputs(small, tmp_path):

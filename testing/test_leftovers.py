@@ -36,3 +36,18 @@ def test_pattern_finds_the_tag_in_dotted_and_dashed_names(tmp_path):
     removed = leftovers.remove_abandoned(str(tmp_path), pattern)
     assert removed == sorted([name, '.d.%d@%s.2.tmp' % (dead, host)])
     assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
+
+
+def test_create_beside_clears_only_its_own_files(tmp_path):
+    host = socket.gethostname()
+    dead = _dead_pid()
+    mine = '.out.tar.%d@%s.abc_123.tmp' % (dead, host)
+    others = ['.other.tar.%d@%s.abc_123.tmp' % (dead, host),
+              '.out.tar.%d@%s.abc_456.tmp' % (os.getpid(), host)]
+    for name in [mine] + others:
+        (tmp_path / name).write_bytes(b'x')
+    fd, temp = leftovers.create_beside(str(tmp_path / 'out.tar'))
+    os.close(fd)
+    assert os.path.basename(temp).startswith('.out.tar.%s.' % leftovers.tag())
+    assert temp.endswith('.tmp')
+    assert sorted(os.listdir(tmp_path)) == sorted(others + [os.path.basename(temp)])

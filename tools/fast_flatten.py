@@ -9,7 +9,6 @@ renamed once complete; a failed run leaves neither behind.
 """
 import logging
 import os
-import tempfile
 from typing import List, Optional
 
 from containerregistry.tools import cli
@@ -75,10 +74,9 @@ class _Outputs:
 
     def create(self, path: str):
         """A binary file to write PATH's contents to."""
-        directory, base = os.path.split(os.path.abspath(path))
+        from containerregistry.client.v2_2 import leftovers
         try:
-            fd, temp = tempfile.mkstemp(prefix='.%s.' % base, suffix='.tmp',
-                                        dir=directory)
+            fd, temp = leftovers.create_beside(path)
         except OSError as e:
             raise OSError(e.errno, e.strerror, path) from e
         self._pending.append((temp, path))

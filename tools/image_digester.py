@@ -8,7 +8,6 @@ Layers are not read, only their sizes and digest files.
 """
 import logging
 import os
-import tempfile
 
 from containerregistry.tools import cli
 from containerregistry.tools import errors
@@ -66,10 +65,9 @@ def write_atomically(path: str, text: str) -> None:
 
     Readers see the old file or the complete new one, never a partial one.
     """
-    directory = os.path.dirname(os.path.abspath(path))
+    from containerregistry.client.v2_2 import leftovers
     try:
-        fd, temp = tempfile.mkstemp(dir=directory,
-                                    prefix='.' + os.path.basename(path) + '.')
+        fd, temp = leftovers.create_beside(path)
     except OSError as e:
         # Name the file asked for, not the temporary one.
         raise OSError(e.errno, e.strerror, path) from e

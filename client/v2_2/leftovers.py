@@ -10,7 +10,8 @@ import os
 import re
 import shutil
 import socket
-from typing import List, Pattern
+import tempfile
+from typing import List, Pattern, Tuple
 
 # What `tag()` gives: PID@HOST.
 TAG = r'\d+@[^@/]+'
@@ -72,3 +73,16 @@ def pattern(prefix: str, suffix: str) -> Pattern:
     """Names PREFIX + `tag()` + SUFFIX (regular expressions), the tag
     as group 'owner'."""
     return re.compile('%s(?P<owner>%s)%s$' % (prefix, TAG, suffix))
+
+
+def create_beside(path: str) -> Tuple[int, str]:
+    """A new hidden temporary file beside PATH, to be renamed to it.
+
+    Returns (file descriptor, name); the name is `.BASE.PID@HOST.RANDOM.tmp`.
+    Such files that processes no longer running left for PATH go first.
+    """
+    directory, base = os.path.split(os.path.abspath(path))
+    prefix = '.%s.' % base
+    remove_abandoned(directory, pattern(re.escape(prefix), r'\.[^./]+\.tmp'))
+    return tempfile.mkstemp(prefix='%s%s.' % (prefix, tag()), suffix='.tmp',
+                            dir=directory)
