@@ -6,11 +6,11 @@ for the same inputs, with and without `--oci`, and carry no newline.
 """
 import json
 import os
-import socket
 import subprocess
 
 import pytest
 
+from containerregistry.client.v2_2 import leftovers
 from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import push_helpers as ph
@@ -96,7 +96,7 @@ def test_what_a_killed_run_left_is_removed(tools):
     out = os.path.join(directory, 'image.digest')
     dead = subprocess.Popen(['true'])
     dead.wait()
-    host = socket.gethostname()
+    host = leftovers.host()
     left = '.image.digest.%d@%s.k1lled.tmp' % (dead.pid, host)
     other = '.image.digest.%d@%s-elsewhere.r7nning.tmp' % (dead.pid, host)
     for name in (left, other):

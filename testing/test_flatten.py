@@ -15,7 +15,6 @@ import io
 import json
 import os
 import random
-import socket
 import stat
 import subprocess
 import tarfile
@@ -29,6 +28,7 @@ from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import disk_image
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import flatten
+from containerregistry.client.v2_2 import leftovers
 from containerregistry.client.v2_2 import tarball_image
 from containerregistry.testing import flatten_corpus as corpus
 from containerregistry.testing import images
@@ -756,7 +756,7 @@ def test_what_a_killed_run_left_is_removed(small, tmp_path):
     out.mkdir()
     dead = subprocess.Popen(['true'])
     dead.wait()
-    left = ['.%s.%d@%s.k1lled.tmp' % (base, dead.pid, socket.gethostname())
+    left = ['.%s.%d@%s.k1lled.tmp' % (base, dead.pid, leftovers.host())
             for base in ('fs.tar', 'meta.json')]
     for name in left:
         (out / name).write_bytes(b'half an output')

@@ -12,7 +12,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 import subprocess
 import tarfile
 from typing import Dict, Optional, Sequence
@@ -20,6 +19,7 @@ from typing import Dict, Optional, Sequence
 import pytest
 
 from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import leftovers
 from containerregistry.testing import images
 from containerregistry.testing import pars
 
@@ -426,7 +426,7 @@ def test_what_a_killed_import_left_is_removed(skopeo_image, tmp_path):
     out.mkdir()
     dead = subprocess.Popen(['true'])
     dead.wait()
-    host = socket.gethostname()
+    host = leftovers.host()
     stale = out / ('.cr-tarball-%d@%s-k1lled' % (dead.pid, host))
     stale.mkdir()
     (stale / '1-layer.tar').write_bytes(b'x' * 1000)

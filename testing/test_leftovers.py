@@ -13,8 +13,9 @@ def _dead_pid() -> int:
 
 
 def test_only_ended_processes_of_this_host_are_abandoned():
-    host = socket.gethostname()
+    host = leftovers.host()
     dead = _dead_pid()
+    assert host.split(':')[0] == socket.gethostname()
     assert leftovers.tag() == '%d@%s' % (os.getpid(), host)
     assert not leftovers.abandoned(leftovers.tag())
     assert leftovers.abandoned('%d@%s' % (dead, host))
@@ -23,7 +24,7 @@ def test_only_ended_processes_of_this_host_are_abandoned():
 
 
 def test_pattern_finds_the_tag_in_dotted_and_dashed_names(tmp_path):
-    host = socket.gethostname()
+    host = leftovers.host()
     dead = _dead_pid()
     pattern = leftovers.pattern(r'\..+\.', r'\.\d+\.tmp')
     name = '.000.tar.gz.%d@%s.12345.tmp' % (dead, host)
@@ -39,7 +40,7 @@ def test_pattern_finds_the_tag_in_dotted_and_dashed_names(tmp_path):
 
 
 def test_create_beside_clears_only_its_own_files(tmp_path):
-    host = socket.gethostname()
+    host = leftovers.host()
     dead = _dead_pid()
     mine = '.out.tar.%d@%s.abc_123.tmp' % (dead, host)
     others = ['.other.tar.%d@%s.abc_123.tmp' % (dead, host),

@@ -1,8 +1,8 @@
 """puller --cache: a content-addressed layer cache shared across pulls."""
 import os
-import socket
 import subprocess
 
+from containerregistry.client.v2_2 import leftovers
 from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import proxy as proxy_mod
@@ -122,7 +122,7 @@ def test_what_a_killed_pull_left_is_removed(registry, repo_name, pull,
                                [images.make_layer(560, 3000)])
     dead = subprocess.Popen(['true'])
     dead.wait()
-    host = socket.gethostname()
+    host = leftovers.host()
     out = tmp_path / 'out'
     cache = tmp_path / 'cache'
     left = {}

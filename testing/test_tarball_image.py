@@ -11,7 +11,6 @@ import io
 import json
 import os
 import random
-import socket
 import subprocess
 import tarfile
 import tempfile
@@ -24,6 +23,7 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import leftovers
 from containerregistry.testing import images
 
 MTIME = 1225856967
@@ -724,7 +724,7 @@ def test_remove_stale_temp_dirs(tmp_path):
     from containerregistry.client.v2_2 import tarball_image
     dead = subprocess.Popen(['true'])
     dead.wait()
-    host = socket.gethostname()
+    host = leftovers.host()
     names = {
         'stale': '.cr-tarball-%d@%s-abc_12' % (dead.pid, host),
         'running': '.cr-tarball-%d@%s-def_34' % (os.getpid(), host),

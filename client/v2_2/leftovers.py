@@ -4,7 +4,9 @@ Outputs are written under temporary names and renamed when complete. A
 process killed outright (SIGKILL, a power cut) leaves those behind. Their
 names carry `PID@HOST`, so that a later run on the same host can tell a
 leftover from a file another process is still writing, and remove it;
-names from other hosts (a shared cache directory) are never touched.
+names from other hosts (a shared cache directory) are never touched. The
+host part includes the PID namespace where Linux has one, since process
+ids mean nothing across namespaces (containers, sandboxes).
 """
 import os
 import re
@@ -17,13 +19,19 @@ from typing import List, Pattern, Tuple
 TAG = r'\d+@[^@/]+'
 
 
-def _host() -> str:
-    return socket.gethostname().replace('/', '_').replace('@', '_') or 'localhost'
+def host() -> str:
+    """The part of `tag()` after the `@`: HOSTNAME, or HOSTNAME:NAMESPACE
+    with the inode of this process's PID namespace."""
+    name = socket.gethostname().replace('/', '_').replace('@', '_') or 'localhost'
+    try:
+        return '%s:%d' % (name, os.stat('/proc/self/ns/pid').st_ino)
+    except OSError:
+        return name
 
 
 def tag() -> str:
     """`PID@HOST` of this process, for temporary names."""
-    return '%d@%s' % (os.getpid(), _host())
+    return '%d@%s' % (os.getpid(), host())
 
 
 def _running(pid: int) -> bool:
@@ -38,8 +46,8 @@ def _running(pid: int) -> bool:
 
 def abandoned(owner: str) -> bool:
     """True if OWNER (a `tag()`) is a process of this host that has ended."""
-    pid, _, host = owner.partition('@')
-    return host == _host() and pid.isdigit() and not _running(int(pid))
+    pid, _, where = owner.partition('@')
+    return where == host() and pid.isdigit() and not _running(int(pid))
 
 
 def remove_abandoned(directory: str, pattern: Pattern) -> List[str]:
