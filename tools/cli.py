@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Callable, List, NoReturn, Optional
+from typing import Callable, NoReturn, Optional
 
 # The help width upstream's text was produced with: argparse wraps at the
 # terminal's columns minus two.
@@ -118,7 +118,9 @@ class Terminated(BaseException):
 # How long cleanup may take after SIGTERM before the process just ends
 # (threads still fetching a blob over the network are not waited for).
 GRACE_SECONDS = 10.0
-_grace_timers: List[threading.Timer] = []
+# The running grace timer; SIGTERM's handler is reset on first use, so
+# there is at most one.
+_grace_timer: Optional[threading.Timer] = None
 
 
 def _hard_exit() -> None:
@@ -129,12 +131,12 @@ def _hard_exit() -> None:
 
 def _terminate(signum, frame) -> NoReturn:
     """Unwinds the tool, within GRACE_SECONDS; a second SIGTERM kills it."""
+    global _grace_timer
     del frame
     signal.signal(signum, signal.SIG_DFL)
-    timer = threading.Timer(GRACE_SECONDS, _hard_exit)
-    timer.daemon = True
-    _grace_timers.append(timer)
-    timer.start()
+    _grace_timer = threading.Timer(GRACE_SECONDS, _hard_exit)
+    _grace_timer.daemon = True
+    _grace_timer.start()
     raise Terminated()
 
 
@@ -161,10 +163,9 @@ def run(main: Callable[[], object]) -> None:
     except Terminated:
         # The tool has unwound; threads stuck on the network may remain,
         # and the interpreter's teardown would wait for them.
-        while _grace_timers:
-            timer = _grace_timers.pop()
-            timer.cancel()
-            timer.join()
+        if _grace_timer is not None:
+            _grace_timer.cancel()
+            _grace_timer.join()
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.write('Terminated.\n')

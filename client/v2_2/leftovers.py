@@ -8,6 +8,7 @@ names from other hosts (a shared cache directory) are never touched. The
 host part includes the PID namespace where Linux has one, since process
 ids mean nothing across namespaces (containers, sandboxes).
 """
+import functools
 import os
 import re
 import shutil
@@ -19,9 +20,10 @@ from typing import List, Pattern, Tuple
 TAG = r'\d+@[^@/]+'
 
 
+@functools.lru_cache(maxsize=None)
 def host() -> str:
     """The part of `tag()` after the `@`: HOSTNAME, or HOSTNAME:NAMESPACE
-    with the inode of this process's PID namespace."""
+    with the inode of this process's PID namespace (read once)."""
     name = socket.gethostname().replace('/', '_').replace('@', '_') or 'localhost'
     try:
         return '%s:%d' % (name, os.stat('/proc/self/ns/pid').st_ino)
