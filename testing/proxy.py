@@ -11,7 +11,12 @@ request unchanged; tests switch on faults:
   until the proxy stops (a download stuck on the network);
 - `redirect_blobs()`: answer blob GETs with a 307 to a second server on
   `127.0.0.1:OTHERPORT` (another host name than `localhost`), which serves
-  the blob itself and records the headers it received (`origin_requests`).
+  the blob itself and records the headers it received (`origin_requests`);
+- `divert_uploads()`: point the `Location` of upload responses at that
+  second server, which forwards the upload to the registry with its own
+  credentials (as a blob store behind a registry would);
+- `anonymous_ping()`: answer `GET /v2/` with 200 itself, as registries that
+  allow anonymous access to some repositories do.
 
 Every request is recorded in `requests` as (method, path, headers).
 """
@@ -19,9 +24,11 @@ import http.client
 import http.server
 import re
 import threading
+import urllib.parse
 from typing import Dict, List, Optional, Tuple
 
 _BLOB_RE = re.compile(r'^/v2/(.+)/blobs/(sha256:[0-9a-f]{64})$')
+_REPO_RE = re.compile(r'^/v2/(.+?)/(?:blobs|manifests|tags)/')
 _MANIFEST_RE = re.compile(r'^/v2/(.+)/manifests/([^/]+)$')
 _HOP = {'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization',
         'te', 'trailers', 'transfer-encoding', 'upgrade', 'host'}
@@ -50,6 +57,8 @@ class Proxy:
         self._stopping = threading.Event()
         self._manifests: Dict[str, bytes] = {}
         self._redirect = False
+        self._divert = False
+        self._anonymous_ping = False
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -85,6 +94,12 @@ class Proxy:
 
     def redirect_blobs(self, on: bool = True) -> None:
         self._redirect = on
+
+    def divert_uploads(self, on: bool = True) -> None:
+        self._divert = on
+
+    def anonymous_ping(self, on: bool = True) -> None:
+        self._anonymous_ping = on
 
     def count(self, method: Optional[str] = None, contains: str = '') -> int:
         return sum(1 for m, p, _ in self.requests
@@ -149,6 +164,10 @@ class Proxy:
                 path = self.path.split('?', 1)[0]
                 blob = _BLOB_RE.match(path)
                 manifest = _MANIFEST_RE.match(path)
+                if (path == '/v2/' and self.command == 'GET'
+                        and proxy._anonymous_ping):
+                    return self._send(200, [('Content-Type', 'application/json')],
+                                      b'{}')
                 if (blob and self.command == 'GET' and proxy._redirect):
                     self.send_response(307)
                     self.send_header('Location', 'http://%s%s' % (proxy.origin_host, self.path))
@@ -192,12 +211,18 @@ class Proxy:
                 stall = None
                 if blob and self.command == 'GET' and resp.status == 200:
                     stall = proxy._stall.get(blob.group(2))
-                self._send(resp.status, resp.getheaders(), data, declared, drop,
-                           stall)
+                headers = resp.getheaders()
+                if proxy._divert and '/blobs/uploads/' in path:
+                    headers = _relocated(headers, proxy.origin_host)
+                self._send(resp.status, headers, data, declared, drop, stall)
 
             def _fwd_headers(self):
-                return {k: v for k, v in self.headers.items()
-                        if k.lower() not in _HOP and k.lower() != 'content-length'}
+                """The request's end-to-end headers and its Host, so the
+                registry's absolute URLs name the proxy (as behind nginx)."""
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in _HOP and k.lower() != 'content-length'}
+                headers['Host'] = self.headers.get('Host') or proxy.host
+                return headers
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
@@ -212,28 +237,46 @@ class Proxy:
             def log_message(self, *args):
                 pass
 
-            def do_GET(self):
+            def _forward(self):
                 with proxy._lock:
                     proxy.origin_requests.append((self.command, self.path,
                                                   dict(self.headers.items())))
-                headers = {}
+                length = int(self.headers.get('Content-Length') or 0)
+                body = self.rfile.read(length) if length else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in _HOP
+                           and k.lower() not in ('content-length', 'authorization')}
                 if proxy.registry.username:
-                    headers = _registry_auth(proxy.registry, self.path)
+                    headers.update(_registry_auth(proxy.registry, self.path))
                 conn = http.client.HTTPConnection('127.0.0.1', proxy.registry.port,
                                                   timeout=30)
-                conn.request('GET', self.path, headers=headers)
+                conn.request(self.command, self.path, body=body, headers=headers)
                 resp = conn.getresponse()
                 data = resp.read()
                 conn.close()
                 self.send_response(resp.status)
-                ctype = resp.getheader('Content-Type')
-                if ctype:
-                    self.send_header('Content-Type', ctype)
+                for k, v in _relocated(resp.getheaders(), proxy.origin_host):
+                    if k.lower() not in _HOP and k.lower() != 'content-length':
+                        self.send_header(k, v)
                 self.send_header('Content-Length', str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if self.command != 'HEAD':
+                    self.wfile.write(data)
+
+            do_GET = do_HEAD = do_PUT = do_PATCH = do_POST = _forward
 
         return Handler
+
+
+def _relocated(headers, host: str):
+    """HEADERS with an absolute or relative Location moved to HOST."""
+    out = []
+    for k, v in headers:
+        if k.lower() == 'location':
+            parts = urllib.parse.urlsplit(v)
+            v = urllib.parse.urlunsplit(('http', host, parts.path, parts.query, ''))
+        out.append((k, v))
+    return out
 
 
 def _registry_auth(registry, path: str) -> Dict[str, str]:
@@ -241,11 +284,10 @@ def _registry_auth(registry, path: str) -> Dict[str, str]:
     if registry.auth == 'basic':
         return {'Authorization': registry.basic_auth_header()}
     from containerregistry.testing import images
-    m = _BLOB_RE.match(path.split('?', 1)[0])
+    repo = _REPO_RE.match(path.split('?', 1)[0]).group(1)
     client = images.Client(registry)
-    scope = 'repository:%s:pull,push' % m.group(1)
-    client.request('GET', m.group(1), 'blobs/' + m.group(2))
-    return {'Authorization': client._token[scope]}
+    client.request('GET', repo, 'tags/list')
+    return {'Authorization': client._token['repository:%s:pull,push' % repo]}
 
 
 def start_proxy(registry) -> Proxy:

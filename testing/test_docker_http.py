@@ -115,3 +115,13 @@ def test_buffered_streams_adapts_httplib2_shaped_transports():
     assert resp.status == 200 and resp['content-type'] == 'text/plain'
     assert reader.read() == b'payload'
     assert calls == [('http://h/x', 'PUT', b'up', {'A': 'b'})]
+
+
+def test_credentials_stay_on_the_registry_origin():
+    """Scheme, host and port decide where Authorization may go."""
+    origin = docker_http._origin
+    assert origin('https://Reg.Example:443/v2/') == origin('https://reg.example/v2/x')
+    assert origin('http://reg.example:80/a') == origin('http://reg.example/b')
+    assert origin('http://reg.example/v2/') != origin('https://reg.example/v2/')
+    assert origin('https://reg.example:5000/') != origin('https://reg.example/')
+    assert origin('https://blobs.example/') != origin('https://reg.example/')

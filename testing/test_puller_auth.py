@@ -5,6 +5,7 @@ import os
 import pytest
 
 from containerregistry.testing import images
+from containerregistry.testing import proxy as proxy_mod
 from containerregistry.testing import registry as reg
 
 UNAUTHORIZED = ('401', 'UNAUTHORIZED', 'unauthorized')
@@ -27,6 +28,28 @@ def test_client_config_dir(request, kind, repo_name, pull, tmp_path):
     pushed = _image(registry, repo_name, 300)
     cfg = _config_dir(tmp_path, registry)
     pull.assert_pulled(pull(pushed.by_tag, '--client-config-dir', cfg), pushed)
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_credentials_asked_after_an_anonymous_ping(request, kind, repo_name, pull,
+                                                   tmp_path):
+    """`/v2/` open to all, the repository not: the 401's challenge is taken
+    up and the request sent again with credentials."""
+    registry = request.getfixturevalue(kind + '_registry')
+    pushed = _image(registry, repo_name, 350)
+    p = proxy_mod.start_proxy(registry)
+    try:
+        p.anonymous_ping()
+        name = '%s/%s:t' % (p.host, pushed.repo)
+        pull.assert_failed(pull(name), 'Error pulling and saving image', UNAUTHORIZED)
+        cfg = reg.docker_config(str(tmp_path / 'cfg'), auths={p.host: registry.creds})
+        del p.requests[:]
+        pull.assert_pulled(pull(name, '--client-config-dir', cfg), pushed)
+        manifests = [h for m, path, h in p.requests if '/manifests/' in path]
+        has_auth = [any(k.lower() == 'authorization' for k in h) for h in manifests]
+        assert has_auth[:2] == [False, True]
+    finally:
+        p.stop()
 
 
 def test_docker_config_env(basic_registry, repo_name, pull, tmp_path, tool_env):

@@ -15,6 +15,7 @@ import pytest
 from containerregistry.testing import forward_proxy
 from containerregistry.testing import images
 from containerregistry.testing import pars
+from containerregistry.testing import proxy as proxy_mod
 from containerregistry.testing import push_helpers as ph
 from containerregistry.testing import registry as reg
 from containerregistry.testing.push_helpers import foreign_registry  # noqa: F401 (fixture)
@@ -684,6 +685,54 @@ def test_credential_helper_missing(basic_registry, repo_name, tools):
                         '--client-config-dir', cfg)
     ph.one_line_failure(proc, 'docker-credential-nosuchhelper')
     assert ph.tags(basic_registry, repo_name) == []
+
+
+def _has_auth(headers) -> bool:
+    return any(k.lower() == 'authorization' for k in headers)
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_upload_elsewhere_gets_no_credentials(request, kind, repo_name, tools):
+    """A registry may send uploads to another host (a blob store): they go
+    there without the registry's credentials, and the push still lands."""
+    registry = request.getfixturevalue(kind + '_registry')
+    p = proxy_mod.start_proxy(registry)
+    try:
+        p.divert_uploads()
+        disk = _disk(tools, 142, 143)
+        cfg = reg.docker_config(tools.new_dir('cfg'), auths={p.host: registry.creds})
+        name = '%s/%s:latest' % (p.host, repo_name)
+        assert tools.push(name, *disk.args(), '--client-config-dir', cfg) == disk.digest()
+        puts = [path for m, path, _ in p.origin_requests if m == 'PUT']
+        assert len(puts) == len(_blobs(disk))
+        for _, path, headers in p.origin_requests:
+            assert not _has_auth(headers), (path, headers)
+        posts = [h for m, path, h in p.requests if m == 'POST']
+        assert len(posts) == len(_blobs(disk)) and all(_has_auth(h) for h in posts)
+    finally:
+        p.stop()
+    manifest, config, blobs = ph.pull_image(registry, repo_name, 'latest')
+    assert manifest == disk.manifest() and config == disk.config
+    assert blobs == {l.digest: l.blob for l in disk.layers}
+
+
+@pytest.mark.parametrize('kind', ['basic', 'token'])
+def test_credentials_asked_after_an_anonymous_ping(request, kind, repo_name, tools):
+    """`/v2/` open to all, the repository not: the 401's challenge is taken up."""
+    registry = request.getfixturevalue(kind + '_registry')
+    p = proxy_mod.start_proxy(registry)
+    try:
+        p.anonymous_ping()
+        disk = _disk(tools, 144)
+        name = '%s/%s:latest' % (p.host, repo_name)
+        line = ph.one_line_failure(tools.pusher(name, *disk.args()),
+                                   'Error publishing', ph.UNAUTHORIZED)
+        assert registry.password not in line
+        cfg = reg.docker_config(tools.new_dir('cfg'), auths={p.host: registry.creds})
+        assert tools.push(name, *disk.args(), '--client-config-dir', cfg) == disk.digest()
+    finally:
+        p.stop()
+    assert ph.tag_digest(registry, repo_name, 'latest') == disk.digest()
 
 
 def test_tls_registry(tls_registry, repo_name, tools):

@@ -170,6 +170,13 @@ def ParseChallenge(header: str) -> Tuple[str, Dict[str, str]]:
     return scheme.capitalize(), params
 
 
+def _origin(url: str) -> Tuple[str, str, int]:
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return (scheme, (parts.hostname or '').lower(),
+            parts.port or (443 if scheme == 'https' else 80))
+
+
 def _with_query(url: str, params: Sequence[Tuple[str, str]]) -> str:
     joiner = '&' if '?' in url else '?'
     return url + joiner + urllib.parse.urlencode(params)
@@ -194,6 +201,7 @@ class Transport:
         # Extra scopes, e.g. pull on the source repository of a mount.
         self._scopes = [name.scope(action)] + [
             scope for scope in extra_scopes if scope != name.scope(action)]
+        self._origin = _origin(self.base_url())
         self._Ping()
         if self._bearer:
             self._Refresh()
@@ -223,24 +231,28 @@ class Transport:
             raise BadStateException(
                 'GET %s: unexpected status %d (is this a v2 registry?)'
                 % (url, resp.status))
-        challenge = resp.get('www-authenticate')
+        self._Adopt(resp.get('www-authenticate'), 'GET ' + url)
+        del content
+
+    def _Adopt(self, challenge: Optional[str], request: str) -> None:
+        """Takes up the authentication scheme a 401 to REQUEST asked for."""
         if not challenge:
-            raise BadStateException('GET %s: 401 without a WWW-Authenticate '
-                                    'challenge' % url)
+            raise BadStateException('%s: 401 without a WWW-Authenticate '
+                                    'challenge' % request)
         scheme, params = ParseChallenge(challenge)
         if scheme == 'Basic':
-            self._creds = self._basic_creds
+            with self._lock:
+                self._creds = self._basic_creds
         elif scheme == 'Bearer':
             if 'realm' not in params:
-                raise BadStateException('GET %s: Bearer challenge without a '
-                                        'realm: %s' % (url, challenge))
-            self._bearer = True
+                raise BadStateException('%s: Bearer challenge without a '
+                                        'realm: %s' % (request, challenge))
             self._realm = params['realm']
             self._service = params.get('service', self._name.registry)
+            self._bearer = True
         else:
-            raise BadStateException('GET %s: unexpected challenge scheme: %s'
-                                    % (url, scheme))
-        del content
+            raise BadStateException('%s: unexpected challenge scheme: %s'
+                                    % (request, scheme))
 
     def _Refresh(self) -> None:
         """Fetches a Bearer token for the current scopes.
@@ -291,15 +303,42 @@ class Transport:
         with self._lock:
             self._creds = v2_2_creds.Bearer(token)
 
-    def _headers(self, method: str, body: streaming.Body,
+    def _Owns(self, url: str) -> bool:
+        """Whether URL is on this registry (same scheme, host and port).
+
+        Credentials go there only: an upload Location or a next-page Link
+        naming another host (a blob store, a plain-http rewrite by a proxy)
+        gets none.
+        """
+        return _origin(url) == self._origin
+
+    def _MayRetry(self, resp: streaming.Response, request: str) -> bool:
+        """After a 401 from this registry: whether new credentials may help.
+
+        A registry that let the ping through anonymously can still ask for
+        credentials on a repository; its challenge is taken up then.
+        """
+        if self._bearer:
+            return True
+        with self._lock:
+            anonymous = not self._creds.Get()
+        if not anonymous or not resp.get('www-authenticate'):
+            return False
+        self._Adopt(resp.get('www-authenticate'), request)
+        return self._bearer or bool(self._basic_creds.Get())
+
+    def _headers(self, url: str, method: str, body: streaming.Body,
                  content_type: Optional[str],
                  accepted_mimes: Optional[Sequence[str]],
                  extra: Optional[Mapping[str, str]]) -> Dict[str, str]:
         headers = {'user-agent': docker_name.USER_AGENT}
         with self._lock:
             auth = self._creds.Get()
-        if auth:
+        if auth and self._Owns(url):
             headers['authorization'] = auth
+        elif auth:
+            logging.debug('Not sending credentials to %s',
+                          urllib.parse.urlsplit(url).netloc)
         if body is not None:
             headers['content-type'] = content_type or 'application/json'
         elif method in ('POST', 'PUT'):
@@ -320,7 +359,8 @@ class Transport:
 
         Raises V2DiagnosticException (after reading the error body) when the
         status is not in ACCEPTED_CODES. In Bearer mode a 401 refreshes the
-        token once and resends.
+        token once and resends; so does a 401 that asks for credentials
+        after an anonymous ping.
         """
         if not method:
             method = 'GET' if body is None else 'PUT'
@@ -330,13 +370,15 @@ class Transport:
         for attempt in (0, 1):
             resp, reader = self._transport.stream(
                 url, method, body,
-                self._headers(method, body, content_type, accepted_mimes,
-                              headers))
-            if (resp.status == 401 and self._bearer and attempt == 0
-                    and rewindable):
+                self._headers(url, method, body, content_type,
+                              accepted_mimes, headers))
+            if (resp.status == 401 and attempt == 0 and rewindable
+                    and self._Owns(url)
+                    and self._MayRetry(resp, '%s %s' % (method, url))):
                 reader.close()
-                logging.info('Re-authenticating for %s', self._name)
-                self._Refresh()
+                logging.info('Authenticating for %s', self._name)
+                if self._bearer:
+                    self._Refresh()
                 if start is not None:
                     body.seek(start)
                 continue
