@@ -101,10 +101,10 @@ _OUTER_CODECS = (
 )
 
 
-class _Archive:
+class Archive:
     """The index of a plain tar file: normalized member name -> entry."""
 
-    def __init__(self, tarball: str, workdir: '_Workdir'):
+    def __init__(self, tarball: str, workdir: 'Workdir'):
         self.tarball = tarball
         self.path = tarball
         self.temporary = False
@@ -215,7 +215,7 @@ def remove_stale_temp_dirs(directory: str) -> List[str]:
     return leftovers.remove_abandoned(directory, _TEMP_NAME)
 
 
-class _Workdir:
+class Workdir:
     """A temporary directory, created on first use and removable at will.
 
     It is made inside PARENT when given (hidden there, named for the process
@@ -326,8 +326,8 @@ class FromTarball(docker_image.DockerImage):
         # the manifest synthesis, which waits on compressing threads.
         self._lock = threading.RLock()
         self._populate_lock = threading.Lock()
-        self._workdir = _Workdir(temp_dir)
-        self._archive_index: Optional[_Archive] = None
+        self._workdir = Workdir(temp_dir)
+        self._archive_index: Optional[Archive] = None
         self._entry: Optional[Dict[str, Any]] = None
         self._config: Optional[str] = None
         self._manifest: Optional[Dict[str, Any]] = None
@@ -339,10 +339,10 @@ class FromTarball(docker_image.DockerImage):
 
     # The archive and the chosen manifest.json entry.
 
-    def _archive(self) -> _Archive:
+    def _archive(self) -> Archive:
         with self._lock:
             if self._archive_index is None:
-                self._archive_index = _Archive(self._tarball, self._workdir)
+                self._archive_index = Archive(self._tarball, self._workdir)
             return self._archive_index
 
     def _json_member(self, name: str) -> Any:
@@ -462,7 +462,7 @@ class FromTarball(docker_image.DockerImage):
             self._compressed[member] = blob
             return blob
 
-    def _check_gzip_member(self, archive: _Archive, open_member) -> _Blob:
+    def _check_gzip_member(self, archive: Archive, open_member) -> _Blob:
         """Hashes a gzipped member and its tar (kept in a file if asked)."""
         source = _identity(archive.path)
         if not self._keep_tars:
@@ -480,7 +480,7 @@ class FromTarball(docker_image.DockerImage):
         return _Blob(found.digest, found.size, None, found.diff_id, source,
                      tar, _identity(path))
 
-    def _gzip_member(self, archive: _Archive, entry: _Entry, open_member,
+    def _gzip_member(self, archive: Archive, entry: _Entry, open_member,
                      codec: Optional[str]) -> _Blob:
         """Gzips the tar of a member that is plain (or zstd) into a file."""
         path = self._workdir.new_file('layer.tar.gz')

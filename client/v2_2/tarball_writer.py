@@ -34,7 +34,7 @@ class TarballWriteError(ValueError):
     """An image could not be written as a docker-save tarball."""
 
 
-def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(data)
     tar.addfile(info, io.BytesIO(data))
@@ -64,8 +64,8 @@ class _Hashing:
         return data
 
 
-def _add_stream(tar: tarfile.TarFile, name: str, reader,
-                size: Optional[int]) -> str:
+def add_stream(tar: tarfile.TarFile, name: str, reader,
+               size: Optional[int]) -> str:
     """Copies READER into the tar as NAME; returns its sha256 digest."""
     if size is None:
         with tempfile.TemporaryFile(prefix='cr-layer-') as spool:
@@ -225,8 +225,21 @@ class _FromV1(_V1View):
             return None
 
     def open_layer(self, layer_id: str) -> Tuple[BinaryIO, Optional[int]]:
-        data = self._image.uncompressed_layer(layer_id)
-        return io.BytesIO(data), len(data)
+        return open_v1_layer(self._image, layer_id)
+
+
+def open_v1_layer(image: Any, layer_id: str) -> Tuple[BinaryIO, Optional[int]]:
+    """A reader over the tar of LAYER_ID of v1 IMAGE, and its size if known.
+
+    IMAGE may be any object with upstream's v1 methods: one without
+    `uncompressed_layer_stream` (client.v1's images have it) is read whole.
+    """
+    stream = getattr(image, 'uncompressed_layer_stream', None)
+    if callable(stream):
+        sizer = getattr(image, 'uncompressed_layer_size', None)
+        return stream(layer_id), sizer(layer_id) if callable(sizer) else None
+    data = image.uncompressed_layer(layer_id)
+    return io.BytesIO(data), len(data)
 
 
 def _layer_sources(image: docker_image.DockerImage,
@@ -265,7 +278,7 @@ def multi_image_tarball(tag_to_image: Mapping[Any, docker_image.DockerImage],
         data = raw_config.encode('utf8')
         name = hashlib.sha256(data).hexdigest() + '.json'
         config_names.append(name)
-        _add_bytes(tar, name, data)
+        add_bytes(tar, name, data)
 
     diff_ids: Dict[str, str] = {}
     repositories: Dict[str, Dict[str, str]] = {}
@@ -275,16 +288,16 @@ def multi_image_tarball(tag_to_image: Mapping[Any, docker_image.DockerImage],
         for layer_id in view.ancestry:
             if layer_id in diff_ids or view.throwaway(layer_id):
                 continue
-            _add_bytes(tar, layer_id + '/VERSION', b'1.0')
+            add_bytes(tar, layer_id + '/VERSION', b'1.0')
             reader, size = view.open_layer(layer_id)
             with reader:
-                hashed = _add_stream(tar, layer_id + '/layer.tar', reader,
-                                     size)
+                hashed = add_stream(tar, layer_id + '/layer.tar', reader,
+                                    size)
             diff_ids[layer_id] = view.diff_id(layer_id) or hashed
-            _add_bytes(tar, layer_id + '/json',
-                       view.json(layer_id).encode('utf8'))
-    _add_bytes(tar, 'repositories',
-               json.dumps(repositories, sort_keys=True).encode('utf8'))
+            add_bytes(tar, layer_id + '/json',
+                      view.json(layer_id).encode('utf8'))
+    add_bytes(tar, 'repositories',
+              json.dumps(repositories, sort_keys=True).encode('utf8'))
 
     entries = []
     for (tag, image, raw_config, manifest, view), config_name in zip(
@@ -305,8 +318,8 @@ def multi_image_tarball(tag_to_image: Mapping[Any, docker_image.DockerImage],
         if sources:
             entry['LayerSources'] = sources
         entries.append(entry)
-    _add_bytes(tar, 'manifest.json',
-               json.dumps(entries, sort_keys=True).encode('utf8'))
+    add_bytes(tar, 'manifest.json',
+              json.dumps(entries, sort_keys=True).encode('utf8'))
 
 
 def tarball(name: Any, image: docker_image.DockerImage,
