@@ -14,7 +14,7 @@ import logging
 import os
 import subprocess
 import threading
-from typing import Any
+from typing import Any, List
 
 _USERNAME = '_token'
 _MAGIC_NOT_FOUND_MESSAGE = 'credentials not found in native keychain'
@@ -33,6 +33,24 @@ _FORMATS = [
     'https://%s/v2/',
     'http://%s/v2/',
 ]
+
+# Docker Hub answers to several names; `docker login` files its credentials
+# under this server URL, and helpers are asked for it.
+_HUB_SERVER = 'https://index.docker.io/v1/'
+_HUB_REGISTRIES = ('index.docker.io', 'docker.io', 'registry-1.docker.io')
+
+
+def _keys(registry: str) -> List[str]:
+    """The config keys that may hold REGISTRY's credentials, in order."""
+    keys = [form % registry for form in _FORMATS]
+    if registry in _HUB_REGISTRIES and _HUB_SERVER not in keys:
+        keys.append(_HUB_SERVER)
+    return keys
+
+
+def _server_url(registry: str) -> str:
+    """What a credential helper is asked about for REGISTRY."""
+    return _HUB_SERVER if registry in _HUB_REGISTRIES else 'https://' + registry
 
 
 class Provider(metaclass=abc.ABCMeta):
@@ -186,7 +204,7 @@ class Helper(Basic):
             proc = subprocess.run(
                 [bin_name, 'get'],
                 # Some helpers require a scheme (rules_docker#111).
-                input=('https://' + self._registry).encode('utf-8'),
+                input=_server_url(self._registry).encode('utf-8'),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 check=False)
@@ -325,8 +343,8 @@ class _DefaultKeychain(Keychain):
         registry = name.registry
         # Per-registry credential helpers take precedence.
         cred_helpers = cfg.get('credHelpers') or {}
-        for form in _FORMATS:
-            helper = cred_helpers.get(form % registry)
+        for key in _keys(registry):
+            helper = cred_helpers.get(key)
             if helper:
                 return Helper(helper, name)
 
@@ -336,8 +354,7 @@ class _DefaultKeychain(Keychain):
 
         # Lastly, inline entries in 'auths'.
         auths = cfg.get('auths') or {}
-        for form in _FORMATS:
-            key = form % registry
+        for key in _keys(registry):
             if key in auths:
                 provider = _FromAuthEntry(key, auths[key])
                 if provider is not None:

@@ -277,6 +277,27 @@ def test_resolve_cred_helpers_key_order(keychain, helper, index):
     assert creds.Get() == 'Basic dXNlcjpwYXNz'
 
 
+@pytest.mark.parametrize('hub', ['index.docker.io', 'docker.io',
+                                 'registry-1.docker.io'])
+def test_docker_hub_credentials_from_docker_login(keychain, hub):
+    """`docker login` files Hub credentials under https://index.docker.io/v1/."""
+    name = docker_name.Tag(hub + '/library/busybox:1', strict=False)
+    creds = keychain({'auths': {'https://index.docker.io/v1/': {
+        'auth': _b64('hubuser:hubpass')}}}, name)
+    assert creds.Get() == 'Basic ' + _b64('hubuser:hubpass')
+    other = docker_name.Tag('quay.io/library/busybox:1')
+    assert type(keychain({'auths': {'https://index.docker.io/v1/': {
+        'auth': _b64('hubuser:hubpass')}}}, other)) is docker_creds.Anonymous
+
+
+@pytest.mark.parametrize('hub', ['index.docker.io', 'docker.io'])
+def test_helper_is_asked_for_docker_hubs_server_url(keychain, helper, hub):
+    name = docker_name.Tag(hub + '/library/busybox:1', strict=False)
+    creds = keychain({'credsStore': 'test'}, name)
+    assert creds.Get() == 'Basic dXNlcjpwYXNz'
+    assert (helper / 'stdin').read_bytes() == b'https://index.docker.io/v1/'
+
+
 def test_resolve_cred_helpers_beat_creds_store(keychain, helper):
     creds = keychain({
         'credHelpers': {'r.example.com': 'test'},
