@@ -16,7 +16,10 @@ request unchanged; tests switch on faults:
   second server, which forwards the upload to the registry with its own
   credentials (as a blob store behind a registry would);
 - `anonymous_ping()`: answer `GET /v2/` with 200 itself, as registries that
-  allow anonymous access to some repositories do.
+  allow anonymous access to some repositories do;
+- `fail(method, contains, status, times)`: answer the first TIMES requests
+  of METHOD whose path contains CONTAINS with STATUS (and a Retry-After
+  header when given) instead of forwarding them.
 
 Every request is recorded in `requests` as (method, path, headers).
 """
@@ -59,6 +62,7 @@ class Proxy:
         self._redirect = False
         self._divert = False
         self._anonymous_ping = False
+        self._failures: List[list] = []
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -100,6 +104,20 @@ class Proxy:
 
     def anonymous_ping(self, on: bool = True) -> None:
         self._anonymous_ping = on
+
+    def fail(self, method: str, contains: str, status: int, times: int = 1,
+             retry_after: Optional[str] = None) -> None:
+        with self._lock:
+            self._failures.append([method, contains, status, times, retry_after])
+
+    def _failure(self, method: str, path: str):
+        """The (status, retry_after) to answer with, if a fault matches."""
+        with self._lock:
+            for rule in self._failures:
+                if rule[0] == method and rule[1] in path and rule[3] > 0:
+                    rule[3] -= 1
+                    return rule[2], rule[4]
+        return None
 
     def count(self, method: Optional[str] = None, contains: str = '') -> int:
         return sum(1 for m, p, _ in self.requests
@@ -164,6 +182,15 @@ class Proxy:
                 path = self.path.split('?', 1)[0]
                 blob = _BLOB_RE.match(path)
                 manifest = _MANIFEST_RE.match(path)
+                failure = proxy._failure(self.command, path)
+                if failure:
+                    status, retry_after = failure
+                    headers = [('Content-Type', 'application/json')]
+                    if retry_after is not None:
+                        headers.append(('Retry-After', retry_after))
+                    return self._send(status, headers, (
+                        b'{"errors": [{"code": "UNAVAILABLE", '
+                        b'"message": "injected failure"}]}'))
                 if (path == '/v2/' and self.command == 'GET'
                         and proxy._anonymous_ping):
                     return self._send(200, [('Content-Type', 'application/json')],

@@ -586,6 +586,47 @@ def test_digest_file_with_unknown_digest(registry, repo_name, tools):
     assert not ph.blob_exists(registry, repo_name, 'sha256:' + 'ab' * 32)
 
 
+def test_throttling_and_server_errors_are_retried(registry, repo_name, tools):
+    """429 (with Retry-After) on an upload POST, 503 on a blob PUT and on the
+    manifest PUT: each is tried again and the push lands."""
+    p = proxy_mod.start_proxy(registry)
+    try:
+        disk = _disk(tools, 145, 146)
+        p.fail('POST', '/blobs/uploads/', 429, retry_after='1')
+        p.fail('PUT', '/blobs/uploads/', 503)
+        p.fail('PUT', '/manifests/', 503)
+        name = '%s/%s:latest' % (p.host, repo_name)
+        assert tools.push(name, *disk.args()) == disk.digest()
+        blobs = len(_blobs(disk))
+        # One POST refused, one more to start the upload whose PUT failed.
+        assert p.count('POST', '/blobs/uploads/') == blobs + 2
+        assert p.count('PUT', '/blobs/uploads/') == blobs + 1
+        assert p.count('PUT', '/manifests/') == 2
+    finally:
+        p.stop()
+    manifest, config, blobs_back = ph.pull_image(registry, repo_name, 'latest')
+    assert manifest == disk.manifest() and config == disk.config
+    assert blobs_back == {l.digest: l.blob for l in disk.layers}
+
+
+@pytest.mark.parametrize('status, attempts', [(503, 4), (400, 1)])
+def test_manifest_put_failing_for_good(registry, repo_name, tools, status,
+                                       attempts):
+    """A 5xx that persists is tried 4 times, a 4xx once; either way one line."""
+    p = proxy_mod.start_proxy(registry)
+    try:
+        disk = _disk(tools, 147)
+        p.fail('PUT', '/manifests/', status, times=100)
+        name = '%s/%s:latest' % (p.host, repo_name)
+        ph.one_line_failure(tools.pusher(name, *disk.args()),
+                            'Error publishing %s' % name, str(status),
+                            'injected failure')
+        assert p.count('PUT', '/manifests/') == attempts
+    finally:
+        p.stop()
+    assert ph.tags(registry, repo_name) == []
+
+
 def test_tarball_not_a_tar(registry, repo_name, tools):
     path = os.path.join(tools.new_dir('bad'), 'x.tar')
     with open(path, 'wb') as f:

@@ -16,6 +16,8 @@ verified against the system's trust store (or SSL_CERT_FILE, or CA_CERTS).
 Proxies come from the environment (`proxy_env`): https through a CONNECT
 tunnel, plain http as absolute-URL requests to the proxy.
 """
+import datetime
+import email.utils
 import http.client
 import io
 import logging
@@ -271,7 +273,7 @@ class Http:
                 if (not idempotent or resp.status not in RETRY_STATUSES
                         or attempt >= self._max_retries):
                     return resp, reader
-                delay = _retry_after(resp) or self._backoff * 2 ** attempt
+                delay = retry_after(resp) or self._backoff * 2 ** attempt
                 reader.close()
             attempt += 1
             logging.info('Retrying %s %s in %.1fs (attempt %d)', method,
@@ -378,8 +380,22 @@ def _origin(uri: str) -> Tuple[str, str]:
     return parts.scheme, parts.netloc.lower()
 
 
-def _retry_after(resp: streaming.Response) -> float:
-    try:
-        return min(max(float(resp.get('retry-after', '')), 0.0), 60.0)
-    except ValueError:
+def retry_after(resp: streaming.Response, cap: float = 60.0) -> float:
+    """The seconds a `Retry-After` header asks for (a delay or an HTTP
+    date), between 0 and CAP; 0 without one."""
+    value = (resp.get('retry-after') or '').strip()
+    if not value:
         return 0.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return 0.0
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=datetime.timezone.utc)
+        seconds = when.timestamp() - time.time()
+    if seconds != seconds:  # NaN
+        return 0.0
+    return min(max(seconds, 0.0), cap)

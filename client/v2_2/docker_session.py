@@ -4,28 +4,55 @@ Blobs the registry already has are skipped (HEAD); blobs in another
 repository of the same registry are mounted; the rest stream from the image
 in one PUT after the POST, falling back to chunked PATCHes where a registry
 refuses that. The manifest goes last, once every blob is in place, so a
-failed push never leaves a tag pointing at missing blobs.
+failed push never leaves a tag pointing at missing blobs. An upload or a
+manifest PUT cut off, throttled (429) or failed by the server (5xx) is
+started again after a pause (Retry-After when given).
 """
 import concurrent.futures
 import io
 import logging
+import time
 import urllib.parse
-from typing import Optional, Sequence, Tuple, Union
+from typing import Callable, Optional, Sequence, Tuple, TypeVar, Union
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
+from containerregistry.transport import pooled_http
 
 # Chunk size of PATCH uploads, unless the registry asks for more.
 DEFAULT_CHUNK_SIZE = 16 << 20
-_MAX_UPLOAD_ATTEMPTS = 3
+_MAX_ATTEMPTS = 4
+_BACKOFF_SECONDS = 0.5
 # Errors a chunked upload would meet again: report them, do not fall back.
 _FINAL_ERRORS = frozenset(['DIGEST_INVALID', 'SIZE_INVALID', 'UNAUTHORIZED',
                            'DENIED', 'NAME_UNKNOWN', 'NAME_INVALID'])
 
 _Image = Union[docker_image.DockerImage, docker_image_list.DockerImageList]
+_T = TypeVar('_T')
+
+
+def _retrying(what: str, action: Callable[[], _T]) -> _T:
+    """ACTION's result; it runs again from its start after a dropped
+    connection or a transient status (408, 429, 5xx), at most _MAX_ATTEMPTS
+    times in all."""
+    for attempt in range(1, _MAX_ATTEMPTS + 1):
+        try:
+            return action()
+        except (ConnectionError, docker_http.V2DiagnosticException) as err:
+            transient = (not isinstance(err, docker_http.V2DiagnosticException)
+                         or err.status in pooled_http.RETRY_STATUSES)
+            if not transient or attempt == _MAX_ATTEMPTS:
+                raise
+            delay = _BACKOFF_SECONDS * 2 ** (attempt - 1)
+            if isinstance(err, docker_http.V2DiagnosticException):
+                delay = pooled_http.retry_after(err.response) or delay
+            logging.info('%s failed (%s); trying again in %.1fs',
+                         what, err, delay)
+            time.sleep(delay)
+    raise AssertionError('unreachable')
 
 
 class _Chunk(io.RawIOBase):
@@ -147,6 +174,10 @@ class Push:
             min_chunk = int(resp.get('oci-chunk-min-length', '0'))
         except ValueError:
             min_chunk = 0
+        if not resp.get('location'):
+            raise docker_http.BadStateException(
+                'POST %s: %d without a Location for the upload'
+                % (url.split('?', 1)[0], resp.status))
         return self._get_absolute_url(resp['location']), min_chunk
 
     def _put_whole(self, location: str, digest: str, body,
@@ -193,38 +224,36 @@ class Push:
         if self.blob_exists(digest):
             logging.info('Layer %s exists, skipping', digest)
             return
-        for attempt in range(1, _MAX_UPLOAD_ATTEMPTS + 1):
-            location, min_chunk = self._start_upload(digest)
-            if location is None:
-                return
-            try:
-                body, size = self._blob_body(image, digest)
-                with body:
-                    if self._put_whole(location, digest, body, size):
-                        break
-                body, size = self._blob_body(image, digest)
-                location, min_chunk = self._start_upload(digest)
-                if location is None:
-                    return
-                with body:
-                    self._patch_chunks(location, digest, body, size, min_chunk)
-                break
-            except ConnectionError as err:
-                if attempt == _MAX_UPLOAD_ATTEMPTS:
-                    raise
-                logging.info('Upload of %s failed (%s); starting it again',
-                             digest, err)
+        _retrying('Upload of ' + digest,
+                  lambda: self._upload_attempt(image, digest))
         logging.info('Layer %s pushed.', digest)
+
+    def _upload_attempt(self, image: docker_image.DockerImage,
+                        digest: str) -> None:
+        """One upload of DIGEST from a new POST: a single PUT, else chunks."""
+        location, min_chunk = self._start_upload(digest)
+        if location is None:
+            return
+        body, size = self._blob_body(image, digest)
+        with body:
+            if self._put_whole(location, digest, body, size):
+                return
+        location, min_chunk = self._start_upload(digest)
+        if location is None:
+            return
+        body, size = self._blob_body(image, digest)
+        with body:
+            self._patch_chunks(location, digest, body, size, min_chunk)
 
     def _put_manifest(self, image: _Image, use_digest: bool = False) -> None:
         if use_digest or isinstance(self._name, docker_name.Digest):
             ref = image.digest()
         else:
             ref = self._name.tag
-        self._transport.Request(
-            self._url('manifests/' + ref), method='PUT',
-            body=image.manifest().encode('utf8'),
-            content_type=image.media_type(), accepted_codes=[200, 201, 202])
+        body = image.manifest().encode('utf8')
+        _retrying('PUT of manifest ' + ref, lambda: self._transport.Request(
+            self._url('manifests/' + ref), method='PUT', body=body,
+            content_type=image.media_type(), accepted_codes=[200, 201, 202]))
 
     def _upload_blobs(self, image: docker_image.DockerImage) -> None:
         digests = sorted(image.distributable_blob_set())
