@@ -23,6 +23,7 @@ request unchanged; tests switch on faults:
 
 Every request is recorded in `requests` as (method, path, headers).
 """
+import hashlib
 import http.client
 import http.server
 import re
@@ -81,8 +82,11 @@ class Proxy:
     def corrupt_blob(self, digest: str) -> None:
         self._corrupt.add(digest)
 
-    def replace_manifest(self, ref: str, body: bytes) -> None:
-        self._manifests[ref] = body
+    def replace_manifest(self, ref: str, body: bytes,
+                         consistent_digest: bool = False) -> None:
+        """Serve BODY for REF; with CONSISTENT_DIGEST, its own sha256 as
+        Docker-Content-Digest (a registry lying consistently)."""
+        self._manifests[ref] = (body, consistent_digest)
 
     def drop_blob(self, digest: str, after: int = 16,
                   times: Optional[int] = None) -> None:
@@ -203,13 +207,18 @@ class Proxy:
                     return
                 if manifest and manifest.group(2) in proxy._manifests \
                         and self.command in ('GET', 'HEAD'):
-                    fake = proxy._manifests[manifest.group(2)]
+                    fake, consistent = proxy._manifests[manifest.group(2)]
                     conn, resp = proxy._upstream('HEAD', self.path, self._fwd_headers())
                     resp.read()
                     conn.close()
                     if resp.status == 401:
                         return self._send(401, resp.getheaders(), b'')
-                    return self._send(200, resp.getheaders(), fake)
+                    headers = resp.getheaders()
+                    if consistent:
+                        digest = 'sha256:' + hashlib.sha256(fake).hexdigest()
+                        headers = [(k, digest if k.lower() == 'docker-content-digest'
+                                    else v) for k, v in headers]
+                    return self._send(200, headers, fake)
                 headers = self._fwd_headers()
                 conn = http.client.HTTPConnection('127.0.0.1', proxy.registry.port,
                                                   timeout=30)

@@ -1,4 +1,6 @@
 """puller behind a tampering proxy: verification, dropped connections, redirects."""
+import glob
+import json
 import os
 
 import pytest
@@ -54,6 +56,49 @@ def test_tampered_manifest_by_digest(registry, proxy, repo_name, pull, fmt):
     proxy.replace_manifest(pushed.digest, other.manifest)
     line = pull.assert_failed(pull(_via(proxy, pushed, by_digest=True)))
     assert 'digest mismatch' in line.lower(), line
+
+
+def _lying_manifest(proxy, pushed, change) -> None:
+    """Serve PUSHED's manifest changed by CHANGE, with a matching digest."""
+    manifest = json.loads(pushed.manifest)
+    change(manifest)
+    proxy.replace_manifest(pushed.tag, json.dumps(manifest).encode(),
+                           consistent_digest=True)
+
+
+@pytest.mark.parametrize('fmt', ['fast', 'oci'])
+def test_digest_that_is_a_path_is_refused(registry, proxy, repo_name, pull,
+                                          tmp_path, fmt):
+    """Digests become URL paths and file names (OCI layout, cache)."""
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(432)])
+    target = tmp_path / 'escaped'
+    evil = 'sha256:' + '../' * 16 + str(target).lstrip('/')
+    _lying_manifest(proxy, pushed, lambda m: m['layers'][0].update(digest=evil))
+    cache = str(tmp_path / 'cache')
+    line = pull.assert_failed(pull(_via(proxy, pushed), '--cache', cache,
+                                   '--format', fmt))
+    assert 'invalid digest' in line and 'layers[0]' in line, line
+    assert glob.glob(str(tmp_path / '**' / '*escaped*'), recursive=True) == []
+    assert proxy.count('GET', '/blobs/') == 0
+
+
+@pytest.mark.parametrize('change, needle', [
+    (lambda m: m.update(layers=5), 'has no "layers" list'),
+    (lambda m: m.pop('config'), 'config is not a JSON object'),
+    (lambda m: m['layers'][0].update(size='12'), "layers[0] has a bad size: '12'"),
+    (lambda m: m['layers'][0].update(digest='sha512:' + 'ab' * 64),
+     'unsupported digest algorithm: sha512:'),
+    (lambda m: m['layers'].append('sha256:' + 'ab' * 32),
+     'layers[1] is not a JSON object'),
+], ids=['layers', 'config', 'size', 'sha512', 'entry'])
+def test_malformed_manifest_is_one_clear_line(registry, proxy, repo_name, pull,
+                                              change, needle):
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(433)])
+    _lying_manifest(proxy, pushed, change)
+    line = pull.assert_failed(pull(_via(proxy, pushed)),
+                              'Error pulling and saving image')
+    assert 'the manifest of %s' % _via(proxy, pushed) in line, line
+    assert needle in line, line
 
 
 def test_tampered_index_by_digest(registry, proxy, repo_name, pull):

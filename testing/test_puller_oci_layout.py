@@ -89,3 +89,35 @@ def test_failed_oci_pull_leaves_no_index(registry, repo_name, pull):
     assert proc.returncode == 1
     assert 'MANIFEST_UNKNOWN' in proc.stderr
     assert not os.path.exists(os.path.join(proc.directory, 'index.json'))
+
+
+def test_damaged_blob_in_the_layout_is_fetched_again(registry, repo_name, pull):
+    """A second pull into a layout re-checks the blobs already there."""
+    pushed = images.push_image(registry, repo_name + ':v',
+                               [images.make_layer(821), images.make_layer(822)])
+    first = pull(pushed.by_tag, '--format', 'oci')
+    assert first.returncode == 0, first.stderr
+    out = first.directory
+    damaged = os.path.join(out, 'blobs', 'sha256',
+                           pushed.layers[1].digest.split(':')[1])
+    with open(damaged, 'wb') as f:
+        f.write(b'garbage')
+    again = pull(pushed.by_tag, '--format', 'oci', directory=out)
+    assert again.returncode == 0, again.stderr
+    assert _blob(out, pushed.layers[1].digest) == pushed.layers[1].blob
+    assert _blob(out, pushed.layers[0].digest) == pushed.layers[0].blob
+
+
+def test_cache_inside_the_layout_leaves_no_temporary_files(registry, repo_name,
+                                                          pull):
+    pushed = images.push_image(registry, repo_name + ':c', [images.make_layer(823)],
+                               fmt='oci')
+    out = pull.new_dir()
+    blobs = os.path.join(out, 'blobs', 'sha256')
+    proc = pull(pushed.by_tag, '--format', 'oci', '--cache', blobs, directory=out)
+    assert proc.returncode == 0, proc.stderr
+    names = os.listdir(blobs)
+    assert sorted(names) == sorted(d.split(':')[1] for d in
+                                   [pushed.digest, pushed.config_digest,
+                                    pushed.layers[0].digest])
+    assert _blob(out, pushed.layers[0].digest) == pushed.layers[0].blob

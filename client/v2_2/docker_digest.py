@@ -1,6 +1,9 @@
 """Content digests, and a reader that checks one while data streams past."""
 import hashlib
-from typing import Optional
+import re
+from typing import Any, Optional
+
+_SHA256_DIGEST = re.compile(r'sha256:[0-9a-f]{64}\Z')
 
 
 def SHA256(content: bytes, prefix: str = 'sha256:') -> str:
@@ -20,6 +23,25 @@ def check(expected: str, actual: str, what: str) -> None:
             % (what, expected, actual))
 
 
+class BadDigestError(DigestMismatchedError):
+    """A digest that is not `sha256:` and 64 lowercase hex characters."""
+
+
+def check_form(digest: Any, what: str) -> str:
+    """DIGEST, if it is `sha256:` + 64 lowercase hex; raises BadDigestError.
+
+    Digests from manifests become URL paths and file names (OCI layouts,
+    the cache): `sha256:../../etc/x` must never get that far.
+    """
+    if isinstance(digest, str) and _SHA256_DIGEST.match(digest):
+        return digest
+    algorithm = digest.partition(':')[0] if isinstance(digest, str) else ''
+    if algorithm in ('sha384', 'sha512'):
+        raise BadDigestError('unsupported digest algorithm: %s (%s)'
+                             % (digest, what))
+    raise BadDigestError('invalid digest %r in %s' % (digest, what))
+
+
 class VerifyingReader:
     """Wraps a reader; at end of data, raises if the sha256 is not EXPECTED.
 
@@ -29,10 +51,7 @@ class VerifyingReader:
 
     def __init__(self, reader, expected: str, what: Optional[str] = None,
                  size: Optional[int] = None):
-        algorithm, _, _ = expected.partition(':')
-        if algorithm != 'sha256':
-            raise DigestMismatchedError('unsupported digest algorithm: '
-                                        + expected)
+        check_form(expected, what or 'a blob')
         self._reader = reader
         self._expected = expected
         self._what = what or expected

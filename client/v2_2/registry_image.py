@@ -1,7 +1,8 @@
 """`FromRegistry`: a v2.2 image read from a registry.
 
 Manifests fetched by digest are checked against it, and so are tag
-manifests whose response carries a Docker-Content-Digest. Blobs stream
+manifests whose response carries a Docker-Content-Digest; every manifest's
+shape (descriptors, digest forms, sizes) is checked before use. Blobs stream
 through `blob_stream()`, which checks size and sha256 as the data passes and
 resumes a dropped download with a Range request.
 """
@@ -16,6 +17,54 @@ from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 
 MAX_RESUMES = 3
+
+
+class MalformedManifestError(docker_http.BadStateException):
+    """A manifest without the shape its kind requires."""
+
+
+def _check_descriptor(entry: Any, what: str) -> None:
+    if not isinstance(entry, dict):
+        raise MalformedManifestError('%s is not a JSON object' % what)
+    docker_digest.check_form(entry.get('digest'), what)
+    size = entry.get('size')
+    if size is not None and (type(size) is not int or size < 0):
+        raise MalformedManifestError('%s has a bad size: %r' % (what, size))
+
+
+def _check_list_of(manifest: Dict[str, Any], key: str, what: str) -> List[Any]:
+    entries = manifest.get(key)
+    if not isinstance(entries, list):
+        raise MalformedManifestError('%s has no "%s" list' % (what, key))
+    return entries
+
+
+def check_manifest(content: bytes, what: str) -> None:
+    """Raises unless CONTENT has the shape of a manifest, list or index.
+
+    What is read from it later must be of the right type: digests become
+    URL paths and file names, sizes bound downloads.
+    """
+    try:
+        manifest = json.loads(content)
+    except ValueError as e:
+        raise MalformedManifestError('%s is not JSON: %s' % (what, e)) from None
+    if not isinstance(manifest, dict):
+        raise MalformedManifestError('%s is not a JSON object' % what)
+    if 'manifests' in manifest:
+        for i, entry in enumerate(_check_list_of(manifest, 'manifests', what)):
+            _check_descriptor(entry, '%s: manifests[%d]' % (what, i))
+    elif manifest.get('schemaVersion') == 1:
+        for i, entry in enumerate(_check_list_of(manifest, 'fsLayers', what)):
+            if not isinstance(entry, dict):
+                raise MalformedManifestError('%s: fsLayers[%d] is not a JSON '
+                                             'object' % (what, i))
+            docker_digest.check_form(entry.get('blobSum'),
+                                     '%s: fsLayers[%d]' % (what, i))
+    else:
+        _check_descriptor(manifest.get('config'), '%s: config' % what)
+        for i, entry in enumerate(_check_list_of(manifest, 'layers', what)):
+            _check_descriptor(entry, '%s: layers[%d]' % (what, i))
 
 
 def _manifest_digest(content: bytes) -> str:
@@ -102,6 +151,7 @@ class FromRegistry(docker_image.DockerImage):
         self._response: Dict[str, bytes] = {}
         self._content_type: Dict[str, str] = {}
         self._transport: Optional[docker_http.Transport] = None
+        self._shape_checked = False
 
     @classmethod
     def FromTransport(cls, name: docker_name.Registry,
@@ -161,6 +211,9 @@ class FromRegistry(docker_image.DockerImage):
     def _manifest_bytes(self, validate: bool = True) -> bytes:
         content = self._content('manifests/' + self._ref(),
                                 self._accepted_mimes)
+        if not self._shape_checked:
+            check_manifest(content, 'the manifest of %s' % self._name)
+            self._shape_checked = True
         if validate and isinstance(self._name, docker_name.Digest):
             docker_digest.check(self._name.digest, _manifest_digest(content),
                                 'manifest %s' % self._name)

@@ -97,6 +97,10 @@ class _Output:
                 _remove(temp)
                 raise _Abandoned()
             os.replace(temp, final)
+            if os.path.lexists(temp):
+                # Both names were links to one file (a cache inside the
+                # output): rename does nothing then.
+                _remove(temp)
             self._temps.remove(temp)
             self._placed.append(final)
 
@@ -255,6 +259,7 @@ class _Cache:
                          'was killed', name)
 
     def path(self, digest: str) -> str:
+        docker_digest.check_form(digest, 'a cached blob')
         return os.path.join(self._directory, digest.split(':', 1)[1])
 
     def lookup(self, digest: str) -> Optional[str]:
@@ -426,11 +431,19 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     fetch = _blob_fetcher(image, cache_directory)
 
     def blob_path(digest: str) -> str:
+        docker_digest.check_form(digest, 'a blob of the layout')
         return os.path.join(blobs, digest.split(':', 1)[1])
+
+    def intact(digest: str) -> bool:
+        """Whether the layout already holds DIGEST, undamaged."""
+        try:
+            return _file_digest(blob_path(digest)) == digest
+        except OSError:
+            return False
 
     def write_layer(digest: str) -> Callable[[], None]:
         def run() -> None:
-            if not os.path.isfile(blob_path(digest)):
+            if not intact(digest):
                 fetch(out, digest, blob_path(digest), 'layer %s' % digest)
         return run
 
@@ -445,8 +458,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
         manifest = image.manifest().encode('utf8')
         digest = docker_digest.SHA256(manifest)
         for data in (config_bytes, manifest):
-            path = blob_path(docker_digest.SHA256(data))
-            if not os.path.isfile(path):
+            if not intact(docker_digest.SHA256(data)):
+                path = blob_path(docker_digest.SHA256(data))
                 out.write(os.path.relpath(path, directory), data)
         if not os.path.isfile(out.path('oci-layout')):
             out.write('oci-layout', b'{"imageLayoutVersion": "1.0.0"}')
