@@ -164,6 +164,19 @@ class HelperError(Exception):
     """A docker-credential-* helper is missing, failed or returned garbage."""
 
 
+def _helper_message(stdout: str, stderr: str) -> str:
+    """What a failed helper said, on one line, never its secret.
+
+    docker-credential-helpers report errors on stdout; output that looks
+    like credentials is not repeated.
+    """
+    text = stderr or stdout
+    if 'secret' in text.lower() or text.lstrip().startswith('{'):
+        return '(its output is not shown: it may hold credentials)'
+    text = ' '.join(text.split())
+    return (text[:300] + '...') if len(text) > 300 else (text or '(no output)')
+
+
 class Helper(Basic):
     """Credentials from `docker-credential-<name> get`.
 
@@ -218,15 +231,16 @@ class Helper(Basic):
             return Anonymous().Get()
 
         if proc.returncode != 0:
-            # docker-credential-helpers report errors on stdout.
             raise HelperError(
-                'Error fetching credential for %s, exit status: %d\n%s'
-                % (self._name, proc.returncode, stderr or stdout))
+                'Error fetching credential for %s, exit status: %d: %s'
+                % (self._name, proc.returncode, _helper_message(stdout, stderr)))
 
         try:
             blob = json.loads(stdout)
             username = blob['Username']
             secret = blob['Secret']
+            if not isinstance(username, str) or not isinstance(secret, str):
+                raise TypeError('not strings')
         except (ValueError, KeyError, TypeError):
             # The output may hold secrets, so it is not quoted.
             raise HelperError(

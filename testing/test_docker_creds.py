@@ -28,6 +28,8 @@ case "$HELPER_MODE" in
   fail_stdout) echo "error getting credentials - err: exit status 1"
                exit 1 ;;
   garbage) echo 'hunter2 is not json' ;;
+  leak) printf '{"Username":"u","Secret":"hunter2"}'; exit 1 ;;
+  numbers) printf '{"Username":1,"Secret":2}' ;;
   token) printf '{"Username":"<token>","Secret":"refresh-me"}' ;;
 esac
 '''
@@ -177,7 +179,7 @@ def test_helper_failure_reports_stderr(helper, monkeypatch):
     with pytest.raises(docker_creds.HelperError) as e:
         docker_creds.Helper('test', NAME).Get()
     assert str(e.value) == (
-        'Error fetching credential for test, exit status: 3\n'
+        'Error fetching credential for test, exit status: 3: '
         'keychain is locked')
 
 
@@ -186,8 +188,24 @@ def test_helper_failure_without_stderr_reports_stdout(helper, monkeypatch):
     with pytest.raises(docker_creds.HelperError) as e:
         docker_creds.Helper('test', NAME).Get()
     assert str(e.value) == (
-        'Error fetching credential for test, exit status: 1\n'
+        'Error fetching credential for test, exit status: 1: '
         'error getting credentials - err: exit status 1')
+
+
+def test_helper_failure_never_repeats_a_secret(helper, monkeypatch):
+    monkeypatch.setenv('HELPER_MODE', 'leak')
+    with pytest.raises(docker_creds.HelperError) as e:
+        docker_creds.Helper('test', NAME).Get()
+    assert str(e.value) == (
+        'Error fetching credential for test, exit status: 1: '
+        '(its output is not shown: it may hold credentials)')
+
+
+def test_helper_answering_numbers_is_invalid_output(helper, monkeypatch):
+    monkeypatch.setenv('HELPER_MODE', 'numbers')
+    with pytest.raises(docker_creds.HelperError,
+                       match='Invalid output from docker-credential-test'):
+        docker_creds.Helper('test', NAME).Get()
 
 
 def test_helper_bad_output_not_quoted(helper, monkeypatch):

@@ -3,6 +3,8 @@ import io
 
 import pytest
 
+from containerregistry.client import docker_creds
+from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.transport import streaming
@@ -125,3 +127,38 @@ def test_credentials_stay_on_the_registry_origin():
     assert origin('http://reg.example/v2/') != origin('https://reg.example/v2/')
     assert origin('https://reg.example:5000/') != origin('https://reg.example/')
     assert origin('https://blobs.example/') != origin('https://reg.example/')
+
+
+class _TokenRegistry:
+    """An httplib2-shaped transport: a registry asking for a Bearer token
+    from a realm that answers TOKEN_JSON. The real token server cannot be
+    made to answer a malformed token."""
+
+    def __init__(self, token_json: bytes):
+        self.token_json = token_json
+
+    def request(self, uri, method='GET', body=None, headers=None):
+        response = type('R', (dict,), {})
+        if uri.startswith('https://auth.example/'):
+            resp = response({'content-type': 'application/json'})
+            resp.status = 200
+            return resp, self.token_json
+        resp = response({'www-authenticate':
+                         'Bearer realm="https://auth.example/token"'})
+        resp.status = 401
+        return resp, b''
+
+
+@pytest.mark.parametrize('token_json', [
+    b'{"token": "s3cret\\r\\nX-Evil: 1"}',
+    b'{"token": "s3cret token"}',
+    b'{"token": 12345}',
+], ids=['crlf', 'space', 'number'])
+def test_token_that_is_not_a_header_value_is_refused(token_json):
+    name = docker_name.Registry('reg.example')
+    with pytest.raises(docker_http.TokenRefreshException) as e:
+        docker_http.Transport(name, docker_creds.Anonymous(),
+                              _TokenRegistry(token_json), docker_http.PULL)
+    assert str(e.value) == ('The token server answered with a token that is '
+                            'not a valid header value')
+    assert 's3cret' not in str(e.value)

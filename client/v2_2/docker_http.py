@@ -170,6 +170,10 @@ def ParseChallenge(header: str) -> Tuple[str, Dict[str, str]]:
     return scheme.capitalize(), params
 
 
+# What a bearer token may hold: visible ASCII, so it cannot end a header.
+_TOKEN_VALUE = re.compile(r'[\x21-\x7e]+')
+
+
 def _origin(url: str) -> Tuple[str, str, int]:
     parts = urllib.parse.urlsplit(url)
     scheme = parts.scheme.lower()
@@ -300,6 +304,11 @@ class Transport:
         except (ValueError, KeyError, AttributeError) as e:
             raise TokenRefreshException(
                 'The token server answered without a token') from e
+        if not isinstance(token, str) or not _TOKEN_VALUE.fullmatch(token):
+            # Not quoted: it would be a secret in an error line.
+            raise TokenRefreshException(
+                'The token server answered with a token that is not a valid '
+                'header value')
         with self._lock:
             self._creds = v2_2_creds.Bearer(token)
 
