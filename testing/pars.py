@@ -140,10 +140,11 @@ def run_tool(name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def terminate_when(name: str, args: List[str], ready, env: dict = None,
-                   timeout: float = 60) -> subprocess.CompletedProcess:
-    """Starts tool NAME with ARGS, sends it SIGTERM once READY() is true,
-    and returns how it ended (text output). A tool that ends before, or
-    outlives TIMEOUT seconds after the signal, fails the test."""
+                   timeout: float = 60, sig: int = signal.SIGTERM
+                   ) -> subprocess.CompletedProcess:
+    """Starts tool NAME with ARGS, sends it SIG (SIGTERM) once READY() is
+    true, and returns how it ended (text output). A tool that ends before,
+    or outlives TIMEOUT seconds after the signal, fails the test."""
     argv = tool_command(name) + list(args)
     proc = subprocess.Popen(argv, env=env or tool_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -153,7 +154,7 @@ def terminate_when(name: str, args: List[str], ready, env: dict = None,
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, 'never ready'
             time.sleep(0.01)
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=timeout)
     finally:
         if proc.poll() is None:

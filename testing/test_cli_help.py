@@ -278,15 +278,28 @@ def test_fatal_message_without_args_is_literal(caplog):
 
 
 def test_run_turns_interrupt_into_130(capsys, monkeypatch):
+    """Ctrl-C unwinds the tool (its cleanup runs), then ends the process
+    without waiting for threads (os._exit), with 130 and one line."""
     monkeypatch.delenv('BUILD_WORKING_DIRECTORY', raising=False)
+    before = signal.getsignal(signal.SIGINT)
+    cleaned = []
 
     def main():
-        raise KeyboardInterrupt
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(30)
+        finally:
+            cleaned.append('finally')
 
+    def exit_now(code):
+        raise SystemExit(code)
+    monkeypatch.setattr(cli.os, '_exit', exit_now)
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main)
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == 'Interrupted.\n'
+    assert cleaned == ['finally']
+    assert signal.getsignal(signal.SIGINT) == before
 
 
 def test_run_turns_sigterm_into_143(capsys, monkeypatch):
@@ -319,10 +332,14 @@ def test_run_turns_sigterm_into_143(capsys, monkeypatch):
                 if isinstance(t, threading.Timer) and t.is_alive()]
 
 
-@pytest.mark.parametrize('then', ['wait', 'second-sigterm'])
-def test_sigterm_cleanup_is_bounded(tmp_path, then):
-    """A cleanup that hangs after SIGTERM does not keep the tool alive past
-    the grace period, nor past a second SIGTERM."""
+@pytest.mark.parametrize('sig, status, line', [
+    (signal.SIGTERM, 143, 'Terminated.\n'),
+    (signal.SIGINT, 130, 'Interrupted.\n'),
+], ids=['sigterm', 'sigint'])
+@pytest.mark.parametrize('then', ['wait', 'second-signal'])
+def test_cleanup_after_a_stop_is_bounded(tmp_path, then, sig, status, line):
+    """A cleanup that hangs after SIGTERM or Ctrl-C does not keep the tool
+    alive past the grace period, nor past the same signal again."""
     script = tmp_path / 'stuck.py'
     script.write_text(
         'import os, signal, time\n'
@@ -330,22 +347,22 @@ def test_sigterm_cleanup_is_bounded(tmp_path, then):
         'cli.GRACE_SECONDS = %r\n'
         'def main():\n'
         '    try:\n'
-        '        os.kill(os.getpid(), signal.SIGTERM)\n'
+        '        os.kill(os.getpid(), %d)\n'
         '        time.sleep(60)\n'
         '    finally:\n'
         '        if %r:\n'
-        '            os.kill(os.getpid(), signal.SIGTERM)\n'
+        '            os.kill(os.getpid(), %d)\n'
         '        time.sleep(60)\n'
-        'cli.run(main)\n' % (0.5 if then == 'wait' else 60.0,
-                              then == 'second-sigterm'))
+        'cli.run(main)\n' % (0.5 if then == 'wait' else 60.0, sig,
+                              then == 'second-signal', sig))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     proc = subprocess.run([sys.executable, str(script)], env=env,
                           capture_output=True, text=True, timeout=30)
     if then == 'wait':
-        assert proc.returncode == 143, proc.stderr
-        assert proc.stderr == 'Terminated.\n'
+        assert proc.returncode == status, proc.stderr
+        assert proc.stderr == line
     else:
-        assert proc.returncode == -signal.SIGTERM, proc.stderr
+        assert proc.returncode == -sig, proc.stderr
 
 
 def test_run_calls_main(tmp_path, monkeypatch):

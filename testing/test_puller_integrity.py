@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import signal
 
 import pytest
 
@@ -153,10 +154,14 @@ def test_redirect_drops_authorization(request, kind, repo_name, pull, tmp_path):
         p.stop()
 
 
-def test_sigterm_during_a_stuck_download(registry, proxy, repo_name, pull,
-                                         tool_env):
-    """SIGTERM while a blob download hangs on the network: the puller ends
-    (status 143, `Terminated.`) without waiting for it, leaving no file."""
+@pytest.mark.parametrize('sig, status, line', [
+    (signal.SIGTERM, 143, 'Terminated.\n'),
+    (signal.SIGINT, 130, 'Interrupted.\n'),
+], ids=['sigterm', 'sigint'])
+def test_stopped_during_a_stuck_download(registry, proxy, repo_name, pull,
+                                         tool_env, sig, status, line):
+    """SIGTERM or Ctrl-C while a blob download hangs on the network: the
+    puller ends at once without waiting for it, leaving no file."""
     pushed = images.push_image(registry, repo_name + ':t',
                                [images.make_layer(450, 30_000),
                                 images.make_layer(451)])
@@ -164,7 +169,7 @@ def test_sigterm_during_a_stuck_download(registry, proxy, repo_name, pull,
     out = pull.new_dir()
     proc = pars.terminate_when(
         'puller', ['--name', _via(proxy, pushed), '--directory', out],
-        proxy.stalled.is_set, env=tool_env)
-    assert proc.returncode == 143, proc.stderr
-    assert proc.stderr == 'Terminated.\n'
+        proxy.stalled.is_set, env=tool_env, timeout=20, sig=sig)
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr == line
     assert os.listdir(out) == []

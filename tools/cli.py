@@ -115,29 +115,35 @@ class Terminated(BaseException):
     """
 
 
-# How long cleanup may take after SIGTERM before the process just ends
-# (threads still fetching a blob over the network are not waited for).
+# How long cleanup may take after SIGTERM or Ctrl-C before the process just
+# ends (threads still fetching a blob over the network are not waited for).
 GRACE_SECONDS = 10.0
-# The running grace timer; SIGTERM's handler is reset on first use, so
-# there is at most one.
+# The running grace timer; a signal's handler is reset on first use, so
+# there is at most one per signal.
 _grace_timer: Optional[threading.Timer] = None
+# What each stopping signal raises, and the status and line it ends with.
+_STOPS = {
+    signal.SIGTERM: (Terminated, 143, 'Terminated.'),
+    signal.SIGINT: (KeyboardInterrupt, 130, 'Interrupted.'),
+}
 
 
-def _hard_exit() -> None:
-    sys.stderr.write('Terminated.\n')
+def _end(status: int, line: str) -> NoReturn:
+    sys.stderr.write(line + '\n')
     sys.stderr.flush()
-    os._exit(143)  # pylint: disable=protected-access
+    os._exit(status)  # pylint: disable=protected-access
 
 
-def _terminate(signum, frame) -> NoReturn:
-    """Unwinds the tool, within GRACE_SECONDS; a second SIGTERM kills it."""
+def _stop(signum, frame) -> NoReturn:
+    """Unwinds the tool, within GRACE_SECONDS; the same signal again kills it."""
     global _grace_timer
     del frame
+    exception, status, line = _STOPS[signum]
     signal.signal(signum, signal.SIG_DFL)
-    _grace_timer = threading.Timer(GRACE_SECONDS, _hard_exit)
+    _grace_timer = threading.Timer(GRACE_SECONDS, _end, (status, line))
     _grace_timer.daemon = True
     _grace_timer.start()
-    raise Terminated()
+    raise exception()
 
 
 def run(main: Callable[[], object]) -> None:
@@ -145,22 +151,20 @@ def run(main: Callable[[], object]) -> None:
 
     Applies `chdir_to_caller()` first. Ctrl-C ends the tool with status 130
     and SIGTERM with 143 (128 + 15), each with one line and no traceback,
-    after the tool's cleanup ran (after SIGTERM, for GRACE_SECONDS at
-    most). Other errors are the tool's to turn into `fatal()` lines;
-    anything left uncaught keeps Python's traceback and status 1.
+    after the tool's cleanup ran (for GRACE_SECONDS at most; the same signal
+    again ends it at once). Other errors are the tool's to turn into
+    `fatal()` lines; anything left uncaught keeps Python's traceback and
+    status 1.
 
     On success the process ends without the interpreter's teardown: by then
     every file is closed and every thread joined, and tearing down a few
     hundred modules costs more than a small pull (measured in bench/).
     """
     chdir_to_caller()
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {signum: signal.signal(signum, _stop) for signum in _STOPS}
     try:
         main()
-    except KeyboardInterrupt:
-        sys.stderr.write('Interrupted.\n')
-        sys.exit(130)
-    except Terminated:
+    except (KeyboardInterrupt, Terminated) as stopped:
         # The tool has unwound; threads stuck on the network may remain,
         # and the interpreter's teardown would wait for them.
         if _grace_timer is not None:
@@ -168,11 +172,11 @@ def run(main: Callable[[], object]) -> None:
             _grace_timer.join()
         logging.shutdown()
         sys.stdout.flush()
-        sys.stderr.write('Terminated.\n')
-        sys.stderr.flush()
-        os._exit(143)  # pylint: disable=protected-access
+        _end(*(_STOPS[signal.SIGTERM if isinstance(stopped, Terminated)
+                      else signal.SIGINT][1:]))
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
