@@ -17,6 +17,8 @@ request unchanged; tests switch on faults:
   credentials (as a blob store behind a registry would);
 - `anonymous_ping()`: answer `GET /v2/` with 200 itself, as registries that
   allow anonymous access to some repositories do;
+- `oversize_manifest(ref, announce)`: answer manifest GETs of REF with
+  9 MiB of junk, announced as 10 GB (ANNOUNCE) or sent chunked;
 - `fail(method, contains, status, times)`: answer the first TIMES requests
   of METHOD whose path contains CONTAINS with STATUS (and a Retry-After
   header when given) instead of forwarding them.
@@ -64,6 +66,7 @@ class Proxy:
         self._divert = False
         self._anonymous_ping = False
         self._failures: List[list] = []
+        self._oversize: Dict[str, bool] = {}
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -108,6 +111,9 @@ class Proxy:
 
     def anonymous_ping(self, on: bool = True) -> None:
         self._anonymous_ping = on
+
+    def oversize_manifest(self, ref: str, announce: bool) -> None:
+        self._oversize[ref] = announce
 
     def fail(self, method: str, contains: str, status: int, times: int = 1,
              retry_after: Optional[str] = None) -> None:
@@ -205,6 +211,9 @@ class Proxy:
                     self.send_header('Content-Length', '0')
                     self.end_headers()
                     return
+                if (manifest and manifest.group(2) in proxy._oversize
+                        and self.command == 'GET'):
+                    return self._send_oversize(proxy._oversize[manifest.group(2)])
                 if manifest and manifest.group(2) in proxy._manifests \
                         and self.command in ('GET', 'HEAD'):
                     fake, consistent = proxy._manifests[manifest.group(2)]
@@ -251,6 +260,28 @@ class Proxy:
                 if proxy._divert and '/blobs/uploads/' in path:
                     headers = _relocated(headers, proxy.origin_host)
                 self._send(resp.status, headers, data, declared, drop, stall)
+
+            def _send_oversize(self, announce: bool) -> None:
+                self.send_response(200)
+                self.send_header('Content-Type',
+                                 'application/vnd.docker.distribution.manifest.v2+json')
+                if announce:
+                    self.send_header('Content-Length', str(10 ** 10))
+                else:
+                    self.send_header('Transfer-Encoding', 'chunked')
+                self.end_headers()
+                piece = b' ' * (1 << 20)
+                try:
+                    for _ in range(9):
+                        if announce:
+                            self.wfile.write(piece)
+                        else:
+                            self.wfile.write(b'%x\r\n%s\r\n' % (len(piece), piece))
+                    if not announce:
+                        self.wfile.write(b'0\r\n\r\n')
+                except OSError:
+                    pass
+                self.close_connection = True
 
             def _fwd_headers(self):
                 """The request's end-to-end headers and its Host, so the

@@ -102,6 +102,16 @@ def test_malformed_manifest_is_one_clear_line(registry, proxy, repo_name, pull,
     assert needle in line, line
 
 
+@pytest.mark.parametrize('announce', [True, False], ids=['announced', 'chunked'])
+def test_endless_manifest_is_refused(registry, proxy, repo_name, pull, announce):
+    """A registry cannot make the puller hold more than 8 MiB of manifest."""
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(434)])
+    proxy.oversize_manifest(pushed.tag, announce)
+    line = pull.assert_failed(pull(_via(proxy, pushed)),
+                              'Error pulling and saving image', 'too large')
+    assert ('10000000000 bytes announced' in line) == announce, line
+
+
 def test_tampered_index_by_digest(registry, proxy, repo_name, pull):
     index = images.push_index(registry, repo_name + ':multi', fmt='oci', seed=4,
                               platforms=[{'os': 'linux', 'architecture': 'amd64'},

@@ -6,6 +6,7 @@ for: `SCHEMA1_ACCEPT` names only the schema 1 manifest types.
 """
 from containerregistry.client.v2_2.docker_http import (
     ACTIONS, CATALOG, DELETE, MANIFEST_SCHEMA1_MIME, MANIFEST_SCHEMA1_MIMES,
+    MAX_DOCUMENT_BYTES,
     MANIFEST_SCHEMA1_SIGNED_MIME, PULL, PUSH, BadStateException, Diagnostic,
     ParseNextLinkHeader, Scheme, TokenRefreshException, Transport,
     V2DiagnosticException)
@@ -14,6 +15,7 @@ from containerregistry.client.v2_2.docker_http import (
 SCHEMA1_ACCEPT = [MANIFEST_SCHEMA1_SIGNED_MIME, MANIFEST_SCHEMA1_MIME]
 
 __all__ = ['ACTIONS', 'CATALOG', 'DELETE', 'MANIFEST_SCHEMA1_MIME',
+           'MAX_DOCUMENT_BYTES',
            'MANIFEST_SCHEMA1_MIMES', 'MANIFEST_SCHEMA1_SIGNED_MIME', 'PULL',
            'PUSH', 'SCHEMA1_ACCEPT', 'BadStateException', 'Diagnostic',
            'ParseNextLinkHeader', 'Scheme', 'TokenRefreshException',

@@ -137,7 +137,8 @@ class FromRegistry(DockerImage):
                 repository=self._name.repository, ref=self._ref())
             resp, content = self.transport().Request(
                 url, accepted_codes=[200],
-                accepted_mimes=docker_http.SCHEMA1_ACCEPT)
+                accepted_mimes=docker_http.SCHEMA1_ACCEPT,
+                max_bytes=docker_http.MAX_DOCUMENT_BYTES)
             header = resp.get('docker-content-digest', '')
             if header.startswith('sha256:'):
                 self._digest = docker_digest.ManifestToSHA256(content)

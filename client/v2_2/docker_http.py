@@ -130,6 +130,26 @@ class BadStateException(Exception):
     """The registry did something the protocol does not allow."""
 
 
+# Manifests, lists, configs and tag lists are read whole; a registry must
+# not make a client hold more than this (real manifests are a few KiB).
+MAX_DOCUMENT_BYTES = 8 << 20
+
+
+def read_capped(reader, what: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """All of READER, or BadStateException once it passes LIMIT bytes."""
+    parts = []
+    total = 0
+    while True:
+        chunk = reader.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            return b''.join(parts)
+        parts.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise BadStateException('%s: more than %d MiB, too large to be '
+                                    'a manifest or config' % (what, limit >> 20))
+
+
 class TokenRefreshException(BadStateException):
     """The token server refused to issue a token."""
 
@@ -404,13 +424,26 @@ class Transport:
                 method: Optional[str] = None, body: streaming.Body = None,
                 content_type: Optional[str] = None,
                 accepted_mimes: Optional[Sequence[str]] = None,
-                headers: Optional[Mapping[str, str]] = None
+                headers: Optional[Mapping[str, str]] = None,
+                *, max_bytes: Optional[int] = None
                 ) -> Tuple[streaming.Response, bytes]:
-        """Like Stream, but returns the whole body as bytes."""
+        """Like Stream, but returns the whole body as bytes.
+
+        With MAX_BYTES, a longer body (announced or sent) raises
+        BadStateException instead of filling memory.
+        """
         resp, reader = self.Stream(url, accepted_codes, method, body,
                                    content_type, accepted_mimes, headers)
         try:
-            return resp, reader.read()
+            if max_bytes is None:
+                return resp, reader.read()
+            what = '%s %s' % (method or 'GET', url.split('?', 1)[0])
+            length = resp.get('content-length', '')
+            if length.isdigit() and int(length) > max_bytes:
+                raise BadStateException(
+                    '%s: %s bytes announced, more than %d MiB, too large to '
+                    'be a manifest or config' % (what, length, max_bytes >> 20))
+            return resp, read_capped(reader, what, max_bytes)
         finally:
             reader.close()
 

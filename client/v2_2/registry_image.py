@@ -193,7 +193,8 @@ class FromRegistry(docker_image.DockerImage):
             return self._response[suffix]
         resp, content = self.transport().Request(
             self.url(suffix), accepted_codes=[200],
-            accepted_mimes=accepted_mimes)
+            accepted_mimes=accepted_mimes,
+            max_bytes=docker_http.MAX_DOCUMENT_BYTES)
         if cache:
             self._response[suffix] = content
             self._content_type[suffix] = resp.get('content-type', '')
@@ -249,7 +250,10 @@ class FromRegistry(docker_image.DockerImage):
                 and self.media_type() in self._accepted_mimes)
 
     def config_file(self) -> str:
-        return self.blob(self.config_blob()).decode('utf8')
+        digest = self.config_blob()
+        with self.blob_stream(digest) as reader:
+            return docker_http.read_capped(
+                reader, 'config %s of %s' % (digest, self._name)).decode('utf8')
 
     def blob_size(self, digest: str) -> int:
         resp, unused_content = self.transport().Request(
