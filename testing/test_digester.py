@@ -6,7 +6,9 @@ for the same inputs, with and without `--oci`, and carry no newline.
 """
 import json
 import os
+import stat
 import subprocess
+import threading
 
 import pytest
 
@@ -298,3 +300,82 @@ def test_output_directory_missing(tools):
             assert f.read() == disk.digest()
     else:
         _failed(proc, out)
+
+
+# Where the digest goes.
+
+def test_output_to_a_fifo(tools):
+    """A FIFO (like /dev/null or /dev/stdout) is written, not replaced."""
+    disk = _disk(tools, 40)
+    directory = tools.new_dir('out')
+    fifo = os.path.join(directory, 'digest.fifo')
+    os.mkfifo(fifo)
+    got = []
+
+    def read():
+        with open(fifo, 'rb') as f:
+            got.append(f.read())
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        proc = tools.digester(*disk.args(), '--output-digest', fifo)
+    finally:
+        try:
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:
+            pass  # the reader is done
+    reader.join(30)
+    assert proc.returncode == 0, proc.stderr
+    assert got == [disk.digest().encode()]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert os.listdir(directory) == ['digest.fifo']
+
+
+def test_output_to_stdout_by_descriptor(tools):
+    """/proc/self/fd/1, what /dev/stdout links to, is stdout itself."""
+    disk = _disk(tools, 41)
+    proc = tools.digester(*disk.args(), '--output-digest', '/proc/self/fd/1')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == disk.digest()
+
+
+def test_output_through_a_symlink(tools):
+    disk = _disk(tools, 42)
+    real, links = tools.new_dir('real'), tools.new_dir('links')
+    with open(os.path.join(real, 'image.digest'), 'w') as f:
+        f.write('old')
+    link = os.path.join(links, 'image.digest')
+    os.symlink('../%s/image.digest' % os.path.basename(real), link)
+    proc = tools.digester(*disk.args(), output=link)
+    assert proc.returncode == 0, proc.stderr
+    assert os.readlink(link) == '../%s/image.digest' % os.path.basename(real)
+    with open(os.path.join(real, 'image.digest'), 'rb') as f:
+        assert f.read() == disk.digest().encode()
+    assert os.listdir(real) == ['image.digest']
+    assert os.listdir(links) == ['image.digest']
+
+
+def test_output_is_a_directory(tools):
+    disk = _disk(tools, 43)
+    directory = tools.new_dir('out')
+    out = os.path.join(directory, 'pin')
+    os.mkdir(out)
+    proc = pars.run_tool('digester', '--output-digest', out, *disk.args(),
+                         env=tools.env)
+    line = ph.one_line_failure(
+        proc, 'Error getting digest: cannot write %s: Is a directory' % out)
+    assert '.tmp' not in line
+    assert os.listdir(directory) == ['pin']
+    assert os.listdir(out) == []
+
+
+def test_empty_output_path(tools):
+    disk = _disk(tools, 44)
+    directory = tools.new_dir('out')
+    proc = pars.run_tool('digester', '--output-digest', '', *disk.args(),
+                         env=tools.env, cwd=directory)
+    ph.one_line_failure(proc, '--output-digest is empty; it must name a file.')
+    assert os.listdir(directory) == []
+    # '' once meant the working directory's name, written beside it.
+    parent = os.path.dirname(directory)
+    assert [n for n in os.listdir(parent) if n.endswith('.tmp')] == []

@@ -18,6 +18,7 @@ import random
 import stat
 import subprocess
 import tarfile
+import threading
 import time
 import tracemalloc
 from typing import Dict, List, Optional, Tuple
@@ -745,7 +746,120 @@ def test_missing_output_directory(small, tmp_path):
     proc = pars.run_tool('flatten', '--config', fast.config,
                          *_layer_flags(fast), '--filesystem', target,
                          '--metadata', str(tmp_path / 'out' / 'meta.json'))
-    assert_failed(proc, tmp_path, 'No such file or directory: ' + target)
+    assert_failed(proc, tmp_path,
+                  'cannot write %s: No such file or directory' % target)
+
+
+def _one_line(proc) -> str:
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize('which', ['filesystem', 'metadata'])
+def test_an_output_that_is_a_directory_leaves_neither(small, tmp_path, which):
+    _, fast = small
+    out = tmp_path / 'out'
+    out.mkdir()
+    paths = {'filesystem': str(out / 'fs.tar'), 'metadata': str(out / 'pin')}
+    os.mkdir(paths[which])
+    proc = pars.run_tool('flatten', '--config', fast.config,
+                         *_layer_flags(fast), '--filesystem', paths['filesystem'],
+                         '--metadata', paths['metadata'])
+    assert proc.returncode == 1, proc.stderr
+    line = _one_line(proc)
+    assert line.endswith('Error flattening image: cannot write %s: '
+                         'Is a directory' % paths[which]), line
+    assert '.tmp' not in line
+    assert os.listdir(out) == [os.path.basename(paths[which])]
+    assert os.listdir(paths[which]) == []
+
+
+@pytest.mark.parametrize('flag', ['--filesystem', '--metadata'])
+def test_an_empty_output_path_is_refused(small, tmp_path, flag):
+    _, fast = small
+    out = tmp_path / 'out'
+    out.mkdir()
+    other = {'--filesystem': '--metadata', '--metadata': '--filesystem'}[flag]
+    proc = pars.run_tool('flatten', '--config', fast.config,
+                         *_layer_flags(fast), flag, '', other,
+                         str(out / 'other'))
+    assert proc.returncode == 1, proc.stderr
+    assert _one_line(proc).endswith(
+        'Error flattening image: %s is empty; it must name a file' % flag)
+    assert os.listdir(out) == []
+
+
+def _read_fifo(path: str, into: dict) -> threading.Thread:
+    def read():
+        with open(path, 'rb') as f:
+            into[path] = f.read()
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def _release(fifo: str) -> None:
+    """Ends a reader still waiting for FIFO's writer (the tool failed)."""
+    try:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    except OSError:
+        pass  # no reader left
+
+
+def test_outputs_may_be_fifos(small, tmp_path):
+    """A FIFO (or a device: /dev/null, /dev/stdout) is written in place,
+    not replaced by a regular file; a tar streams into it."""
+    built, fast = small
+    out = tmp_path / 'out'
+    out.mkdir()
+    fs, meta = str(out / 'fs.fifo'), str(out / 'meta.fifo')
+    got = {}
+    for path in (fs, meta):
+        os.mkfifo(path)
+    readers = [_read_fifo(path, got) for path in (fs, meta)]
+    try:
+        proc = pars.run_tool('flatten', '--config', fast.config,
+                             *_layer_flags(fast), '--filesystem', fs,
+                             '--metadata', meta, timeout=120)
+    finally:
+        for path in (fs, meta):
+            _release(path)
+    for reader in readers:
+        reader.join(30)
+    assert proc.returncode == 0, proc.stderr
+    assert got[meta] == built.config
+    regular, regular_fs, _ = run_flatten(tmp_path, '--config', fast.config,
+                                         *_layer_flags(fast), out='regular')
+    assert regular.returncode == 0, regular.stderr
+    with open(regular_fs, 'rb') as f:
+        assert got[fs] == f.read()
+    for path in (fs, meta):
+        assert stat.S_ISFIFO(os.lstat(path).st_mode)
+    assert sorted(os.listdir(out)) == ['fs.fifo', 'meta.fifo']
+
+
+def test_symlinked_outputs_are_written_through(small, tmp_path):
+    """A symlink stays; its target is replaced, beside itself."""
+    built, fast = small
+    real, out = tmp_path / 'real', tmp_path / 'out'
+    real.mkdir()
+    out.mkdir()
+    (real / 'meta.json').write_bytes(b'old')
+    os.symlink(str(real / 'meta.json'), out / 'meta.json')
+    os.symlink('../real/fs.tar', out / 'fs.tar')  # dangling until written
+    proc, fs, meta = run_flatten(tmp_path, '--config', fast.config,
+                                 *_layer_flags(fast))
+    assert proc.returncode == 0, proc.stderr
+    assert os.readlink(meta) == str(real / 'meta.json')
+    assert os.readlink(fs) == '../real/fs.tar'
+    assert (real / 'meta.json').read_bytes() == built.config
+    assert stat.S_ISREG(os.lstat(real / 'fs.tar').st_mode)
+    with tarfile.open(real / 'fs.tar') as tar:
+        assert tar.getmembers()
+    assert sorted(os.listdir(real)) == ['fs.tar', 'meta.json']
+    assert sorted(os.listdir(out)) == ['fs.tar', 'meta.json']
 
 
 def test_what_a_killed_run_left_is_removed(small, tmp_path):

@@ -3,6 +3,7 @@ import os
 import socket
 import subprocess
 
+
 from containerregistry.client.v2_2 import leftovers
 
 

@@ -5,7 +5,8 @@ optional legacy base tarball) and reads back `--filesystem` (the tar) and
 `--metadata` (the image config, verbatim). Whiteouts, opaque directories
 and hardlinks are resolved as a container runtime resolves them (see
 `client.v2_2.flatten`). Outputs are written under temporary names and
-renamed once complete; a failed run leaves neither behind.
+renamed once both are complete; a failed run leaves neither behind (see
+`client.v2_2.outputs.Outputs`, also for devices, FIFOs and symlinks).
 """
 import logging
 import os
@@ -63,40 +64,6 @@ logging_setup.DefineCommandLineArgs(parser)
 _ERROR = 'Error flattening image: %s'
 
 
-class _Outputs:
-    """Output files written under temporary names, renamed all at once."""
-
-    def __init__(self) -> None:
-        self._pending: List[tuple] = []
-        umask = os.umask(0)
-        os.umask(umask)
-        self._mode = 0o666 & ~umask
-
-    def create(self, path: str):
-        """A binary file to write PATH's contents to."""
-        from containerregistry.client.v2_2 import leftovers
-        try:
-            fd, temp = leftovers.create_beside(path)
-        except OSError as e:
-            raise OSError(e.errno, e.strerror, path) from e
-        self._pending.append((temp, path))
-        os.fchmod(fd, self._mode)
-        return os.fdopen(fd, 'wb')
-
-    def commit(self) -> None:
-        for temp, path in self._pending:
-            os.replace(temp, path)
-        self._pending = []
-
-    def discard(self) -> None:
-        for temp, _ in self._pending:
-            try:
-                os.unlink(temp)
-            except OSError:
-                pass
-        self._pending = []
-
-
 def _pairs(what: str, names: Optional[List[str]], other: str,
            contents: Optional[List[str]]) -> List[tuple]:
     names, contents = names or [], contents or []
@@ -137,7 +104,7 @@ def _check_files(flag: str, pairs: List[tuple]) -> None:
 
 def _write_filesystem(args, config_text: str, base_layers: int,
                       layers: List[tuple], uncompressed: List[tuple],
-                      outputs: _Outputs) -> None:
+                      outputs) -> None:
     import tarfile
     from containerregistry.client.v2_2 import disk_image
     from containerregistry.client.v2_2 import flatten
@@ -149,7 +116,7 @@ def _write_filesystem(args, config_text: str, base_layers: int,
                              legacy_base=args.tarball) as image:
         _check_layer_count(image, base_layers + max(len(layers),
                                                     len(uncompressed)))
-        with outputs.create(args.filesystem) as f:
+        with outputs.open(args.filesystem) as f:
             with tarfile.open(fileobj=f, mode='w', format=tarfile.PAX_FORMAT,
                               encoding='utf-8') as tar:
                 flatten.extract(image, tar)
@@ -166,16 +133,24 @@ def main(argv=None) -> None:
                           args.uncompressed_layer)
     if not args.config and not args.tarball:
         cli.fatal(_ERROR, 'either --config or --tarball must be specified')
+    for flag, path in (('filesystem', args.filesystem),
+                       ('metadata', args.metadata)):
+        if path == '':
+            cli.fatal(_ERROR, '--%s is empty; it must name a file' % flag)
     if not args.filesystem and not args.metadata:
         cli.fatal(_ERROR, 'nothing to write: give --filesystem and/or '
                   '--metadata')
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client.v2_2 import disk_image
+    from containerregistry.client.v2_2 import outputs as output_files
     from containerregistry.client.v2_2 import tarball_image
 
-    outputs = _Outputs()
+    outputs = output_files.Outputs()
     try:
+        for path in (args.filesystem, args.metadata):
+            if path:
+                outputs.check(path)
         base_layers = 0
         config = None
         if args.tarball:
@@ -195,7 +170,7 @@ def main(argv=None) -> None:
             _write_filesystem(args, config_text, base_layers, layers,
                               uncompressed, outputs)
         if args.metadata:
-            with outputs.create(args.metadata) as f:
+            with outputs.open(args.metadata) as f:
                 f.write(config)
         outputs.commit()
     except Exception as e:  # pylint: disable=broad-except

@@ -7,7 +7,6 @@ synthesized manifest (the OCI one with `--oci`), written with no newline.
 Layers are not read, only their sizes and digest files.
 """
 import logging
-import os
 
 from containerregistry.tools import cli
 from containerregistry.tools import errors
@@ -54,34 +53,15 @@ parser.add_argument(
 logging_setup.DefineCommandLineArgs(parser)
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def write_atomically(path: str, text: str) -> None:
-    """Writes TEXT to PATH through a temporary file in the same directory.
-
-    Readers see the old file or the complete new one, never a partial one.
-    """
-    from containerregistry.client.v2_2 import leftovers
-    try:
-        fd, temp = leftovers.create_beside(path)
-    except OSError as e:
-        # Name the file asked for, not the temporary one.
-        raise OSError(e.errno, e.strerror, path) from e
-    try:
-        with os.fdopen(fd, 'w', encoding='utf8', newline='') as f:
-            f.write(text)
-        os.chmod(temp, 0o666 & ~_umask())
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+    """Writes TEXT to PATH so that readers see the old file or the complete
+    new one, never a partial one (see `client.v2_2.outputs.Outputs`, also for
+    devices, FIFOs and symlinks)."""
+    from containerregistry.client.v2_2 import outputs as output_files
+    with output_files.Outputs() as outputs:
+        with outputs.open(path) as f:
+            f.write(text.encode('utf8'))
+        outputs.commit()
 
 
 def main(argv=None) -> None:
@@ -89,14 +69,18 @@ def main(argv=None) -> None:
     logging_setup.Init(args=args)
 
     # Imported here so that --help and argument errors stay quick.
+    from containerregistry.client.v2_2 import outputs as output_files
     from containerregistry.client.v2_2 import oci_compat
     from containerregistry.tools import fast_pusher
 
     message = fast_pusher.flag_error(args)
     if message:
         cli.fatal(message)
+    if not args.output_digest:
+        cli.fatal('--output-digest is empty; it must name a file.')
 
     try:
+        output_files.Outputs.check(args.output_digest)
         with fast_pusher.open_image(args) as image:
             if args.oci:
                 digest = oci_compat.OCIFromV22(image).digest()

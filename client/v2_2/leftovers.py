@@ -96,3 +96,4 @@ def create_beside(path: str) -> Tuple[int, str]:
     remove_abandoned(directory, pattern(re.escape(prefix), r'\.[^./]+\.tmp'))
     return tempfile.mkstemp(prefix='%s%s.' % (prefix, tag()), suffix='.tmp',
                             dir=directory)
+
