@@ -59,6 +59,22 @@ def test_tampered_manifest_by_digest(registry, proxy, repo_name, pull, fmt):
     assert 'digest mismatch' in line.lower(), line
 
 
+@pytest.mark.parametrize('fmt', ['fast', 'oci'])
+def test_failed_pull_removes_the_directory_it_made(registry, proxy, repo_name,
+                                                   pull, tmp_path, fmt):
+    pushed = images.push_image(registry, repo_name + ':t', [images.make_layer(435)])
+    proxy.corrupt_blob(pushed.layers[0].digest)
+    made = str(tmp_path / 'made-by-the-pull')
+    pull.assert_failed(pull(_via(proxy, pushed), '--format', fmt, directory=made),
+                       'digest mismatch')
+    assert not os.path.lexists(made)
+    kept = pull.new_dir()
+    os.makedirs(kept)
+    pull.assert_failed(pull(_via(proxy, pushed), '--format', fmt, directory=kept),
+                       'digest mismatch')
+    assert os.path.isdir(kept)
+
+
 def _lying_manifest(proxy, pushed, change) -> None:
     """Serve PUSHED's manifest changed by CHANGE, with a matching digest."""
     manifest = json.loads(pushed.manifest)
@@ -182,4 +198,4 @@ def test_stopped_during_a_stuck_download(registry, proxy, repo_name, pull,
         proxy.stalled.is_set, env=tool_env, timeout=20, sig=sig)
     assert proc.returncode == status, proc.stderr
     assert proc.stderr == line
-    assert os.listdir(out) == []
+    assert not os.path.lexists(out)  # made by the pull, empty, removed

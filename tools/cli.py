@@ -8,12 +8,13 @@ at the terminal width, so the parsers built here undo those three changes.
 Usage lines are passed in verbatim because upstream's were hand-edited.
 """
 import argparse
+import contextlib
 import logging
 import os
 import signal
 import sys
 import threading
-from typing import Callable, NoReturn, Optional
+from typing import Callable, Iterator, NoReturn, Optional
 
 # The help width upstream's text was produced with: argparse wraps at the
 # terminal's columns minus two.
@@ -104,6 +105,24 @@ def fatal(message: str, *args: object) -> NoReturn:
     """
     logging.getLogger().critical(message, *args, stacklevel=2)
     sys.exit(1)
+
+
+@contextlib.contextmanager
+def removed_on_failure(directory: str) -> Iterator[None]:
+    """Removes DIRECTORY if the block fails (also on Ctrl-C and SIGTERM)
+    and the directory did not exist before it: a failed run then leaves no
+    trace. Only empty directories go; files are the block's to remove."""
+    created = not os.path.lexists(directory)
+    try:
+        yield
+    except BaseException:
+        if created:
+            for path, _, _ in os.walk(directory, topdown=False):
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+        raise
 
 
 class Terminated(BaseException):

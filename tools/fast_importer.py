@@ -45,18 +45,8 @@ _THREADS = 32
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
-    created = not os.path.isdir(args.directory)
-    try:
+    with cli.removed_on_failure(args.directory):
         _import(args)
-    except BaseException:
-        # Failed, interrupted or terminated: a directory made for this
-        # import goes with it (once empty; the image removed its files).
-        if created:
-            try:
-                os.rmdir(args.directory)
-            except OSError:
-                pass
-        raise
 
 
 def _import(args) -> None:

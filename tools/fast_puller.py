@@ -64,8 +64,6 @@ def main(argv=None) -> None:
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name
-    from containerregistry.client.v2_2 import docker_image_list
-    from containerregistry.client.v2_2 import save
     from containerregistry.tools import registry_access
     from containerregistry.transport import pooled_http
 
@@ -77,6 +75,13 @@ def main(argv=None) -> None:
 
     transport = pooled_http.Http(maxsize=_THREADS)
     platform = platform_args.FromArgs(args)
+    with cli.removed_on_failure(args.directory):
+        _pull(args, name, creds, transport, platform)
+
+
+def _pull(args, name, creds, transport, platform) -> None:
+    from containerregistry.client.v2_2 import docker_image_list
+    from containerregistry.client.v2_2 import save
     try:
         logging.info('Pulling %s', name)
         with docker_image_list.open_image(name, creds, transport,

@@ -424,6 +424,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     if image.media_type() == docker_http.MANIFEST_SCHEMA2_MIME:
         image = oci_compat.OCIFromV22(image)
     blobs = os.path.join(directory, 'blobs', 'sha256')
+    made = [path for path in (os.path.dirname(blobs), blobs)
+            if not os.path.isdir(path)]
     os.makedirs(blobs, exist_ok=True)
     out = _Output(directory)
     out.remove_leftovers()
@@ -473,6 +475,11 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
         return digest
     except BaseException:
         out.discard()
+        for path in reversed(made):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
         raise
 
 
