@@ -53,6 +53,10 @@ def _server_url(registry: str) -> str:
     return _HUB_SERVER if registry in _HUB_REGISTRIES else 'https://' + registry
 
 
+class ConfigError(ValueError):
+    """A Docker config (or the directory given for it) that cannot be used."""
+
+
 class Provider(metaclass=abc.ABCMeta):
     """Interface for credentials used with a registry."""
 
@@ -284,10 +288,10 @@ def _BasicFromAuth(auth: str, key: str) -> Basic:
     try:
         decoded = base64.b64decode(auth).decode('utf8')
     except (binascii.Error, ValueError):
-        raise ValueError('Invalid "auth" value in Docker config entry %r: '
+        raise ConfigError('Invalid "auth" value in Docker config entry %r: '
                          'not base64' % key) from None
     if ':' not in decoded:
-        raise ValueError('Invalid "auth" value in Docker config entry %r: '
+        raise ConfigError('Invalid "auth" value in Docker config entry %r: '
                          'expected base64 of user:password' % key)
     username, password = decoded.split(':', 1)
     return Basic(username, password)
@@ -300,7 +304,7 @@ def _FromAuthEntry(key: str, entry: Any) -> Provider | None:
     credsStore); those are skipped rather than treated as errors.
     """
     if not isinstance(entry, dict):
-        raise ValueError('Invalid entry %r in "auths" section of Docker '
+        raise ConfigError('Invalid entry %r in "auths" section of Docker '
                          'config: expected an object' % key)
     # Like the Docker CLI, an identity token wins over an inline password
     # (`az acr login` writes a placeholder `auth` next to it).
@@ -311,7 +315,7 @@ def _FromAuthEntry(key: str, entry: Any) -> Provider | None:
     if 'username' in entry and 'password' in entry:
         return Basic(entry['username'], entry['password'])
     if entry.get('registrytoken'):
-        raise ValueError('Unsupported entry %r in "auths" section of Docker '
+        raise ConfigError('Unsupported entry %r in "auths" section of Docker '
                          'config: registrytoken is not supported' % key)
     return None
 
@@ -326,7 +330,7 @@ class _DefaultKeychain(Keychain):
     def setCustomConfigDir(self, config_dir: str) -> None:
         """Reads config.json from `config_dir` instead of the default."""
         if not os.path.isdir(config_dir):
-            raise Exception('Attempting to override docker configuration '
+            raise ConfigError('Attempting to override docker configuration '
                             'directory to invalid directory: {}'.format(
                                 config_dir))
         self._config_dir = config_dir
@@ -348,11 +352,19 @@ class _DefaultKeychain(Keychain):
         try:
             cfg = json.loads(text)
         except ValueError as e:
-            raise ValueError('Invalid JSON in Docker config %s: %s'
+            raise ConfigError('Invalid JSON in Docker config %s: %s'
                              % (config_file, e)) from None
         if not isinstance(cfg, dict):
-            raise ValueError('Invalid Docker config %s: expected an object'
+            raise ConfigError('Invalid Docker config %s: expected an object'
                              % config_file)
+
+        for key in ('credHelpers', 'auths'):
+            if not isinstance(cfg.get(key) or {}, dict):
+                raise ConfigError('Invalid Docker config %s: "%s" must be an '
+                                 'object' % (config_file, key))
+        if not isinstance(cfg.get('credsStore') or '', str):
+            raise ConfigError('Invalid Docker config %s: "credsStore" must be '
+                             'a string' % config_file)
 
         registry = name.registry
         # Per-registry credential helpers take precedence.

@@ -67,6 +67,12 @@ def _check_registry(registry: str) -> None:
         netloc = None
     if registry != netloc:
         raise BadNameException('Invalid registry: %s' % registry)
+    try:
+        port = urllib.parse.urlsplit('//' + registry).port
+    except ValueError:
+        port = -1
+    if port is not None and not 0 < port < 65536 or registry.endswith(':'):
+        raise BadNameException('Invalid registry: %s (bad port)' % registry)
 
 
 class Registry:

@@ -429,3 +429,14 @@ def test_config_dir_home_fallback(tmp_path, monkeypatch):
     monkeypatch.setenv('HOME', str(tmp_path))
     kc = docker_creds._DefaultKeychain()
     assert kc.Resolve(NAME).username == 'home'
+
+
+@pytest.mark.parametrize('config, key', [
+    ({'credHelpers': 'x'}, 'credHelpers'),
+    ({'auths': ['r.example.com']}, 'auths'),
+    ({'credsStore': {'a': 1}}, 'credsStore'),
+])
+def test_resolve_config_of_the_wrong_shape(keychain, config, key):
+    with pytest.raises(ValueError, match='Invalid Docker config .*: "%s" must be'
+                       % key):
+        keychain(config)

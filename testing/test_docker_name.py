@@ -195,3 +195,18 @@ def test_from_string():
         docker_name.from_string('gcr.io/UPPER')
     assert str(e.value) == (
         "'gcr.io/UPPER' is not a valid Tag, Digest, Repository or Registry")
+
+
+@pytest.mark.parametrize('registry', ['localhost:99999', 'localhost:-1',
+                                      'localhost:0', 'localhost:', 'h.io:x1'])
+def test_registry_with_a_bad_port(registry):
+    with pytest.raises(docker_name.BadNameException) as e:
+        docker_name.Tag(registry + '/some/repo:tag')
+    assert str(e.value) in ('Invalid registry: %s (bad port)' % registry,
+                            'Invalid registry: %s' % registry)
+
+
+@pytest.mark.parametrize('registry', ['localhost:1', 'localhost:65535',
+                                      '[::1]:5000', 'gcr.io'])
+def test_registry_ports_that_are_fine(registry):
+    assert docker_name.Tag(registry + '/some/repo:tag').registry == registry
