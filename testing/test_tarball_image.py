@@ -409,6 +409,22 @@ def test_missing_member_and_layer_count(tmp_path):
     assert "has no member 'c.json'" in one_line_error(exc)
 
 
+@pytest.mark.parametrize('config, needle', [
+    (b'{"rootfs": ', 'the config is not valid JSON'),
+    (b'{"os": "linux"}', 'the config has no rootfs.diff_ids'),
+    (b'{"rootfs": {"diff_ids": "sha256:ab"}}', 'the config has no rootfs.diff_ids'),
+    (b'[1, 2]', 'the config has no rootfs.diff_ids'),
+], ids=['not-json', 'no-rootfs', 'not-a-list', 'not-an-object'])
+def test_config_without_diff_ids(tmp_path, config, needle):
+    path = hand_tarball(str(tmp_path / 'cfg.tar'),
+                        [{'Config': 'c.json', 'Layers': ['a.tar']}],
+                        {'c.json': config, 'a.tar': LAYERS[0]})
+    with docker_image.FromTarball(path) as img:
+        with pytest.raises(ValueError) as exc:
+            img.manifest()
+    assert one_line_error(exc).startswith('%s: %s' % (path, needle))
+
+
 def test_temporary_files_go_on_exit_and_image_stays_usable(
         skopeo_tar, tmp_path, monkeypatch):
     _, path = skopeo_tar

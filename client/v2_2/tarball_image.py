@@ -525,10 +525,15 @@ class FromTarball(docker_image.DockerImage):
         config_text = self.config_file()
         config_bytes = config_text.encode('utf8')
         try:
-            diff_ids = json.loads(config_text)['rootfs']['diff_ids']
-        except (ValueError, KeyError, TypeError) as e:
+            config = json.loads(config_text)
+        except ValueError as e:
+            raise TarballError('%s: the config is not valid JSON (%s)'
+                               % (self._tarball, e)) from e
+        rootfs = config.get('rootfs') if isinstance(config, dict) else None
+        diff_ids = rootfs.get('diff_ids') if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
             raise TarballError('%s: the config has no rootfs.diff_ids'
-                               % self._tarball) from e
+                               % self._tarball)
         layers = entry['Layers']
         sources = entry['LayerSources']
         if len(layers) != len(diff_ids):
