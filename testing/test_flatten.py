@@ -554,6 +554,43 @@ def small(tmp_path) -> Tuple[images.Built, corpus.FastLayout]:
     return built, corpus.write_fast(str(tmp_path / 'fast'), built)
 
 
+def _flipped(tar_bytes: bytes) -> bytes:
+    """TAR_BYTES with the first byte of its first file's contents flipped
+    (same size, headers intact: only the diff_id can tell)."""
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        offset = next(m.offset_data for m in tar if m.isfile() and m.size)
+    return (tar_bytes[:offset] + bytes([tar_bytes[offset] ^ 0xff])
+            + tar_bytes[offset + 1:])
+
+
+@pytest.mark.parametrize('variant', ['uncompressed', 'tarball'])
+def test_layer_that_does_not_match_its_diff_id(small, tmp_path, variant):
+    """A plain layer has no CRC: a damaged one is caught by its diff_id."""
+    built, fast = small
+    bad = _flipped(built.layers[0].tar)
+    if variant == 'uncompressed':
+        with open(fast.uncompressed[0], 'wb') as f:
+            f.write(bad)
+        flags = ['--config', fast.config] + _uncompressed_flags(fast)
+    else:
+        tarball = str(tmp_path / 'plain.tar')
+        members = {'config.json': built.config, 'l0.tar': bad}
+        members.update(('l%d.tar' % i, layer.tar)
+                       for i, layer in enumerate(built.layers) if i)
+        entry = {'Config': 'config.json', 'RepoTags': ['flatten/plain:latest'],
+                 'Layers': ['l%d.tar' % i for i in range(len(built.layers))]}
+        members['manifest.json'] = json.dumps([entry]).encode()
+        with tarfile.open(tarball, 'w') as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        flags = ['--tarball', tarball]
+    proc, _, _ = run_flatten(tmp_path, *flags)
+    line = assert_failed(proc, tmp_path, 'does not match its diff_id')
+    assert 'layer 0 (%s)' % built.layers[0].diff_id in line, line
+
+
 def test_missing_layer_file(small, tmp_path):
     built, fast = small
     os.unlink(fast.layers[1])

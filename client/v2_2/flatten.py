@@ -29,13 +29,17 @@ still contributes file contents and copies those contents through. The
 first pass reads several layers at once (one per CPU; inflating releases
 the GIL) and applies their headers in layer order. The second copies
 contents from where the first pass found them, checking each file's
-header block there, with the layer inflated on a thread of its own. Output
+header block there, with the layer inflated on a thread of its own. The
+first pass also hashes each layer's tar: one that is not what its diff_id
+in the config says is an error (a damaged plain layer has no CRC to catch
+it). Output
 names are normalized (`usr/bin/x`, no `./` prefix, like `docker export`);
 directories, symlinks, devices, fifos and empty files come first in path
 order, then files with contents layer by layer (base first).
 """
 import collections
 import concurrent.futures
+import hashlib
 import io
 import logging
 import os
@@ -323,6 +327,29 @@ def _iter_tree(tree: _Tree) -> Iterator[Tuple[str, _Inode]]:
 _READ_ERRORS = (OSError, EOFError, ValueError, zlib.error)
 
 
+class _Hashing(io.RawIOBase):
+    """A reader that hashes what passes through it (sha256)."""
+
+    def __init__(self, raw):
+        super().__init__()
+        self._raw = raw
+        self.hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.hash.update(data)
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
 class _Layers:
     """Opens the layers of an image as tar streams, base first."""
 
@@ -346,14 +373,19 @@ class _Layers:
     def describe(self, index: int) -> str:
         return 'layer %d (%s)' % (index, self.diff_ids[index])
 
-    def open(self, index: int):
-        """A reader over layer INDEX's tar; close it when done."""
+    def open(self, index: int, hashing: bool = False):
+        """A reader over layer INDEX's tar; close it when done.
+
+        With HASHING, its `raw.hash` is the sha256 of what was read.
+        """
         diff_id = self.diff_ids[index]
         opener = getattr(self._image, 'uncompressed_layer_stream', None)
         if opener is not None:
             stream = opener(diff_id)
         else:
             stream = self._image.uncompressed_blob_stream(self._digest(index))
+        if hashing:
+            return io.BufferedReader(_Hashing(stream), _BUFSIZE)
         # Both readers are already inflated: another gunzip wrapper would
         # only add a copy of every byte.
         if not hasattr(stream, 'peek'):
@@ -369,7 +401,7 @@ class _Layers:
         """
         where = self.describe(index)
         try:
-            stream = self.open(index)
+            stream = self.open(index, hashing=True)
         except _READ_ERRORS as e:
             raise FlattenError('%s cannot be read: %s'
                                % (where, _reason(e))) from e
@@ -386,9 +418,15 @@ class _Layers:
                     # Stream mode keeps every header; we keep what we need.
                     tar.members = []
                     yield tar, info
-                # Reading to the end checks the gzip trailer.
+                # Reading to the end checks the gzip trailer, and lets
+                # the hash cover the whole tar.
                 while stream.read(_BUFSIZE):
                     pass
+                found = 'sha256:' + stream.raw.hash.hexdigest()
+                if found != self.diff_ids[index]:
+                    raise FlattenError(
+                        '%s does not match its diff_id: its tar hashes to %s'
+                        % (where, found))
             except tarfile.TarError as e:
                 raise FlattenError('%s is not a valid tar: %s'
                                    % (where, _reason(e))) from e
