@@ -3,8 +3,11 @@
 The base layers must neither be downloaded nor uploaded again: across
 repositories they are mounted from the source, within one they are skipped.
 """
+import io
 import json
 import os
+import random
+import tarfile
 
 import pytest
 
@@ -138,6 +141,61 @@ def test_not_a_tarball(registry, repo_name, tools):
     dst = '%s/%s:x' % (registry.host, repo_name)
     ph.one_line_failure(tools.appender(base.by_tag, path, dst), path)
     assert ph.tags(registry, repo_name) == []
+
+
+def _without_end_blocks(tar: bytes) -> bytes:
+    """TAR cut right after its last member's data (no end-of-archive)."""
+    with tarfile.open(fileobj=io.BytesIO(tar)) as f:
+        last = f.getmembers()[-1]
+    return tar[:last.offset_data + -(-last.size // 512) * 512]
+
+
+_TAR = images.make_layer(37, 5000)
+_RANDOM = random.Random(37).randbytes(6000)
+_CUT = _without_end_blocks(_TAR)
+_NOT_TARS = {
+    'random': (_RANDOM, 'is not a tar archive: '),
+    'empty': (b'', 'is not a tar archive: empty file'),
+    'truncated': (_TAR[:3000], 'is not a complete tar archive: '),
+    'no-end-block': (_CUT, 'is not a complete tar archive: its data ends at '
+                     'byte %d, before the end-of-archive block' % len(_CUT)),
+    'random-gz': (images.gzip_bytes(_RANDOM), 'is not a tar archive: '),
+    'empty-gz': (images.gzip_bytes(b''), 'is not a tar archive: empty file'),
+    'truncated-gz': (images.gzip_bytes(_TAR[:3000]),
+                     'is not a complete tar archive: '),
+}
+
+
+@pytest.mark.parametrize('kind', sorted(_NOT_TARS))
+def test_layer_must_be_a_complete_tar(registry, repo_name, tools, kind):
+    """Upstream published any bytes as the new layer."""
+    base = _base(registry, repo_name + '-src', seed=38)
+    data, reason = _NOT_TARS[kind]
+    path = os.path.join(tools.new_dir('x'), 'layer.tar')
+    with open(path, 'wb') as f:
+        f.write(data)
+    dst = '%s/%s:x' % (registry.host, repo_name)
+    mark = registry.mark()
+    proc = tools.appender(base.by_tag, path, dst)
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert ph.uploads(reqs) == [] and ph.manifest_puts(reqs) == []
+    ph.one_line_failure(proc, 'Error appending to %s: %s %s'
+                        % (base.by_tag, path, reason))
+    assert ph.tags(registry, repo_name) == []
+
+
+def test_empty_tar_archive_is_a_layer(registry, repo_name, tools):
+    """A tar of no members (only the end-of-archive blocks) is complete."""
+    base = _base(registry, repo_name + '-src', seed=39)
+    buf = io.BytesIO()
+    tarfile.open(fileobj=buf, mode='w').close()
+    path = os.path.join(tools.new_dir('x'), 'empty.tar')
+    with open(path, 'wb') as f:
+        f.write(buf.getvalue())
+    dst = '%s/%s:empty' % (registry.host, repo_name)
+    ph.published_digest(tools.appender(base.by_tag, path, dst), dst)
+    _check_result(registry, repo_name, 'empty', base, buf.getvalue(),
+                  ph.upstream_gzip(buf.getvalue()))
 
 
 def test_source_by_digest(registry, repo_name, tools):

@@ -256,3 +256,68 @@ def test_two_layer_files_claiming_one_digest_must_both_match(tmp_path):
     img = disk_image.FromDisk('{}', [(str(wrong), paths[1]),
                                      (str(wrong), str(same))])
     assert img.fs_layers() == ['sha256:' + wrong.read_text()] * 2
+
+
+def test_config_diff_ids_must_match_the_layer_count(tmp_path):
+    from containerregistry.client.v2_2 import disk_image
+    layers, uncompressed = fast_layout(str(tmp_path / 'img'), TARS)
+    extra = 'sha256:' + 'c' * 64
+    for config, listed in ((config_for(TARS, [extra]), '3 layers'),
+                           (config_for(TARS[1:]), '1 layer')):
+        img = docker_image.FromDisk(config, layers)
+        for _ in range(2):  # a failed manifest is not kept
+            with pytest.raises(disk_image.LayerCountError,
+                               match='^the config lists %s in rootfs.diff_ids, '
+                               'but the image has 2$' % listed):
+                img.manifest()
+    # Without rootfs.diff_ids there is nothing to compare.
+    assert len(json.loads(docker_image.FromDisk('{}', layers).manifest())[
+        'layers']) == 2
+    # Layers given only uncompressed (flatten's input) count.
+    with docker_image.FromDisk(config_for(TARS), [],
+                               uncompressed_layers=uncompressed) as img:
+        assert json.loads(img.manifest())['layers'] == []
+
+
+def test_config_diff_ids_count_the_foreign_layers(tmp_path):
+    from containerregistry.client.v2_2 import disk_image
+    layers, _ = fast_layout(str(tmp_path / 'img'), TARS[1:])
+    foreign = {'mediaType': docker_http.FOREIGN_LAYER_MIME, 'size': 99,
+               'digest': 'sha256:' + 'a' * 64, 'urls': ['https://x/y']}
+    base_manifest = json.dumps({'schemaVersion': 2, 'layers': [foreign]})
+    img = docker_image.FromDisk(config_for(TARS[1:]), layers,
+                                foreign_layers_manifest=base_manifest)
+    with pytest.raises(disk_image.LayerCountError,
+                       match='lists 1 layer in rootfs.diff_ids, but the image '
+                       'has 2'):
+        img.manifest()
+
+
+@pytest.mark.parametrize('text', [
+    'zzzz', 'AB' * 32, 'ab' * 31, 'ab' * 33, 'sha256:' + 'ab' * 31,
+    'sha512:' + 'ab' * 32, 'ab' * 16 + ' ' + 'ab' * 16, 'sha256:sha256:' + 'ab' * 32,
+])
+def test_digest_file_must_hold_a_sha256(tmp_path, text):
+    layers, _ = fast_layout(str(tmp_path / 'img'), TARS[:1])
+    bad = tmp_path / 'bad.sha256'
+    bad.write_text(text)
+    with pytest.raises(ValueError, match='digest file .*bad.sha256 does not '
+                       'hold a sha256 hex digest'):
+        docker_image.FromDisk(config_for(TARS[:1]), [(str(bad), layers[0][1])])
+
+
+@pytest.mark.parametrize('field, value', [
+    ('digest', 'sha256:zz'), ('digest', 'sha256:' + 'A' * 64), ('digest', 7),
+    ('size', 'x'), ('size', -1), ('size', True), ('size', None),
+])
+def test_foreign_layer_descriptors_are_checked(tmp_path, field, value):
+    from containerregistry.client.v2_2 import disk_image
+    foreign = {'mediaType': docker_http.FOREIGN_LAYER_MIME, 'size': 99,
+               'digest': 'sha256:' + 'a' * 64, 'urls': ['https://x/y']}
+    foreign[field] = value
+    base_manifest = json.dumps({'schemaVersion': 2, 'layers': [foreign]})
+    with pytest.raises(disk_image.ForeignManifestError,
+                       match='^foreign layer 0 .*has an invalid %s %s'
+                       % (field, json.dumps(value).replace('.', r'\.'))):
+        docker_image.FromDisk(config_for([], ['sha256:' + 'c' * 64]), [],
+                              foreign_layers_manifest=base_manifest)

@@ -227,11 +227,12 @@ FOREIGN = {'mediaType': ph.DOCKER_FOREIGN, 'size': 123456,
            'urls': ['https://example.invalid/base/layer.tar.gz']}
 
 
-def _foreign_base(tools) -> str:
+def _foreign_base(tools, foreign=None) -> str:
     manifest = {'schemaVersion': 2, 'mediaType': images.DOCKER_MANIFEST,
                 'config': {'mediaType': images.DOCKER_CONFIG, 'size': 10,
                            'digest': 'sha256:' + 'c0' * 32},
-                'layers': [FOREIGN, {'mediaType': images.DOCKER_LAYER, 'size': 20,
+                'layers': [foreign or FOREIGN,
+                           {'mediaType': images.DOCKER_LAYER, 'size': 20,
                                      'digest': 'sha256:' + 'd0' * 32}]}
     path = os.path.join(tools.new_dir('base'), 'manifest.json')
     with open(path, 'w') as f:
@@ -584,6 +585,109 @@ def test_digest_file_with_unknown_digest(registry, repo_name, tools):
     proc = tools.pusher(_name(registry, repo_name), *disk.args())
     _assert_failed_push(registry, repo_name, proc, ('DIGEST_INVALID', 'digest', 'Digest'))
     assert not ph.blob_exists(registry, repo_name, 'sha256:' + 'ab' * 32)
+
+
+def test_swapped_layers_over_existing_blobs(registry, repo_name, tools):
+    """Blobs the repository has are skipped unread, so the registry cannot
+    catch a layer that is not its digest file's blob: the size does."""
+    disk = _disk(tools, 123, 124)
+    old = tools.push(_name(registry, repo_name), *disk.args())
+    assert len(disk.layers[0].blob) != len(disk.layers[1].blob)
+    swapped = ['--config', disk.config_path,
+               '--digest', disk.digest_paths[0], '--layer', disk.layer_paths[1],
+               '--digest', disk.digest_paths[1], '--layer', disk.layer_paths[0]]
+    broken = tools.digest(*swapped)
+    mark = registry.mark()
+    name = _name(registry, repo_name, 'v2')
+    proc = tools.pusher(name, *swapped)
+    ph.one_line_failure(proc, 'Error publishing %s' % name, tuple(
+        'layer %s does not match its digest file %s: the registry already '
+        'has %s, which is %d bytes, and the layer is %d bytes' % (
+            disk.layer_paths[mine], disk.digest_paths[claimed],
+            disk.layers[claimed].digest, len(disk.layers[claimed].blob),
+            len(disk.layers[mine].blob))
+        for mine, claimed in ((1, 0), (0, 1))))
+    assert ph.tags(registry, repo_name) == ['latest']
+    assert ph.tag_digest(registry, repo_name, 'latest') == old
+    assert ph.tag_digest(registry, repo_name, broken) is None
+    assert ph.manifest_puts(ph.repo_requests(registry, mark, repo_name)) == []
+
+
+@pytest.mark.parametrize('text', [
+    'zzzz', 'AB' * 32, 'ab' * 31, 'sha256:' + 'ab' * 33, 'sha512:' + 'ab' * 32,
+    'ab' * 32 + ' ab', 'sha256:sha256:' + 'ab' * 32,
+])
+def test_digest_file_not_a_sha256(registry, repo_name, tools, text):
+    disk = _disk(tools, 128)
+    with open(disk.digest_paths[0], 'w') as f:
+        f.write(text)
+    mark = registry.mark()
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    assert ph.repo_requests(registry, mark, repo_name) == []
+    _assert_failed_push(registry, repo_name, proc,
+                        'digest file %s does not hold a sha256 hex digest (64 '
+                        'lowercase hex characters' % disk.digest_paths[0])
+
+
+def test_digest_file_with_prefix_and_whitespace(registry, repo_name, tools):
+    disk = _disk(tools, 129)
+    with open(disk.digest_paths[0], 'w') as f:
+        f.write(' sha256:%s\r\n' % disk.layers[0].hex)
+    assert tools.push(_name(registry, repo_name), *disk.args()) == disk.digest()
+
+
+@pytest.mark.parametrize('field, value, shown', [
+    ('digest', 'sha256:zz', '"sha256:zz"'),
+    ('digest', 'sha256:' + 'F0' * 32, '"sha256:' + 'F0' * 32 + '"'),
+    ('digest', None, 'null'),
+    ('size', 'x', '"x"'),
+    ('size', -1, '-1'),
+    ('size', 1.5, '1.5'),
+])
+def test_foreign_layer_descriptor_is_checked(registry, repo_name, tools, field,
+                                             value, shown):
+    base = _foreign_base(tools, dict(FOREIGN, **{field: value}))
+    disk = _disk(tools, 130, base_diff_ids=['sha256:' + 'e0' * 32])
+    mark = registry.mark()
+    proc = tools.pusher(_name(registry, repo_name), '--manifest', base,
+                        *disk.args())
+    assert ph.repo_requests(registry, mark, repo_name) == []
+    _assert_failed_push(registry, repo_name, proc, 'manifest %s: foreign layer 0'
+                        % base, 'has an invalid %s %s' % (field, shown))
+
+
+@pytest.mark.parametrize('listed', [0, 1, 3])
+def test_config_diff_ids_must_match_the_layers(registry, repo_name, tools,
+                                               listed):
+    """Layers pair with diff_ids by position: a config listing another number
+    of layers makes an image no pull can lay out (flatten refuses it)."""
+    disk = _disk(tools, 131, 132)
+    diff_ids = ([l.diff_id for l in disk.layers] + ['sha256:' + 'e1' * 32])
+    with open(disk.config_path, 'wb') as f:
+        f.write(ph.config_bytes(diff_ids[:listed]))
+    expected = 'config %s lists %d layer%s in rootfs.diff_ids, but the ' \
+        'image has 2 (from --layer)' % (disk.config_path, listed,
+                                        '' if listed == 1 else 's')
+    mark = registry.mark()
+    proc = tools.pusher(_name(registry, repo_name), *disk.args())
+    assert ph.repo_requests(registry, mark, repo_name) == []
+    _assert_failed_push(registry, repo_name, proc, expected)
+    # The digester reads the image the same way.
+    proc = tools.digester(*disk.args())
+    ph.one_line_failure(proc, 'Error getting digest', expected)
+    assert proc.digest_text is None
+
+
+def test_config_diff_ids_count_the_foreign_layers(registry, repo_name, tools):
+    """The manifest lists the foreign layers first; the config must too."""
+    base = _foreign_base(tools)
+    disk = _disk(tools, 133)
+    proc = tools.pusher(_name(registry, repo_name), '--manifest', base,
+                        *disk.args())
+    _assert_failed_push(registry, repo_name, proc,
+                        'config %s lists 1 layer in rootfs.diff_ids, but the '
+                        'image has 2 (1 foreign from --manifest, 1 from '
+                        '--layer)' % disk.config_path)
 
 
 def test_throttling_and_server_errors_are_retried(registry, repo_name, tools):

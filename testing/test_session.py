@@ -342,6 +342,33 @@ def test_upload_error_leaves_no_tag(registry, repo_name, tmp_path, caplog):
     assert 'Error during upload of' in caplog.text
 
 
+@pytest.mark.parametrize('threads', [1, 8])
+def test_existing_blob_of_another_size_is_not_skipped_over(registry, repo_name,
+                                                          tmp_path, threads):
+    """A skipped blob is not read, so the registry cannot check it: a layer
+    file that is not its digest file's blob must be caught by its size."""
+    disk = _disk(tmp_path, [72, 73])
+    assert len(disk.layers[0].blob) != len(disk.layers[1].blob)
+    with _from_disk(disk) as image:
+        _push(_tag(registry, repo_name, 'good'), image)
+    swapped = docker_image.FromDisk(disk.config.decode(), [
+        (disk.digest_paths[0], disk.layer_paths[1]),
+        (disk.digest_paths[1], disk.layer_paths[0])])
+    mark = registry.mark()
+    with swapped:
+        with pytest.raises(docker_session.BlobSizeError) as err:
+            _push(_tag(registry, repo_name, 'bad'), swapped, threads=threads)
+    index = [l.digest for l in disk.layers].index(err.value.digest)
+    assert (err.value.found, err.value.listed) == (
+        len(disk.layers[index].blob), len(disk.layers[1 - index].blob))
+    assert str(err.value) == (
+        'the registry already has %s as %d bytes, but the image gives it %d '
+        'bytes' % (err.value.digest, err.value.found, err.value.listed))
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert ph.manifest_puts(reqs) == [] and ph.uploads(reqs) == []
+    assert ph.tags(registry, repo_name) == ['good']
+
+
 def test_push_with_basic_auth(basic_registry, repo_name, tmp_path):
     disk = _disk(tmp_path, [80])
     creds = docker_creds.Basic(basic_registry.username, basic_registry.password)

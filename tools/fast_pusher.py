@@ -188,10 +188,13 @@ def open_image(args: argparse.Namespace):
     """The image the pusher and digester flags describe (a FromDisk).
 
     Everything local is checked here, cheaply: files exist and are
-    readable, the config is a JSON object, the digest files hold hex and
-    the tarball is a docker-save tarball. Layers are not hashed: a digest
-    file that does not match its layer is refused by the registry (and the
-    manifest, which goes last, is then never written).
+    readable, the config is a JSON object whose rootfs.diff_ids (if any)
+    are one per layer of the manifest, the digest files hold a sha256, the
+    base manifest's foreign layers are well-formed and the tarball is a
+    docker-save tarball. Layers are not hashed: a digest file that does not
+    match its layer is refused by the registry, or caught by its size when
+    the registry has that blob already (and the manifest, which goes last,
+    is then never written).
     """
     from containerregistry.client.v2_2 import disk_image
     from containerregistry.client.v2_2 import tarball_image
@@ -219,17 +222,48 @@ def open_image(args: argparse.Namespace):
         _check_readable(path, 'digest')
     for path in layers:
         _check_readable(path, 'layer')
-    image = disk_image.FromDisk(config, list(zip(digests, layers)),
-                                legacy_base=args.tarball,
-                                foreign_layers_manifest=manifest)
+    try:
+        image = disk_image.FromDisk(config, list(zip(digests, layers)),
+                                    legacy_base=args.tarball,
+                                    foreign_layers_manifest=manifest)
+    except disk_image.ForeignManifestError as e:
+        raise InputError('manifest %s: %s' % (args.manifest, e)) from e
     try:
         # Synthesizing the manifest reads every remaining input (sizes,
         # the tarball's layers): any problem shows up now, offline.
         image.manifest()
+    except disk_image.LayerCountError as e:
+        image.__exit__(None, None, None)
+        raise InputError(_count_message(args, e)) from e
     except BaseException:
         image.__exit__(None, None, None)
         raise
     return image
+
+
+def _count_message(args: argparse.Namespace, err) -> str:
+    """Names the config and where the layers it should list come from."""
+    from containerregistry.client.v2_2 import disk_image
+
+    config = args.config or 'of ' + args.tarball
+    own = len(args.layer or [])
+    base = err.layers - own
+    if args.tarball:
+        origin = '%d from --tarball, %d from --layer' % (base, own)
+    elif base:
+        origin = '%d foreign from --manifest, %d from --layer' % (base, own)
+    else:
+        origin = 'from --layer'
+    return ('config %s lists %s in rootfs.diff_ids, but the image has %d '
+            '(%s)' % (config, disk_image.layer_count(err.listed), err.layers,
+                      origin))
+
+
+def _digest_file_hex(path: str) -> str:
+    """The hex a digest file holds (open_image has checked its form)."""
+    with open(path, 'r', encoding='utf8') as f:
+        text = f.read().strip()
+    return text[len('sha256:'):] if text.startswith('sha256:') else text
 
 
 def _mismatched_layer(args: argparse.Namespace) -> Optional[str]:
@@ -239,10 +273,7 @@ def _mismatched_layer(args: argparse.Namespace) -> Optional[str]:
     """
     for digest_path, layer_path in zip(args.digest or [], args.layer or []):
         try:
-            with open(digest_path, 'r', encoding='utf8') as f:
-                expected = f.read().strip()
-            expected = expected[len('sha256:'):] if expected.startswith(
-                'sha256:') else expected
+            expected = _digest_file_hex(digest_path)
             actual = hashlib.sha256()
             with open(layer_path, 'rb') as f:
                 for chunk in iter(lambda: f.read(1 << 20), b''):
@@ -257,11 +288,29 @@ def _mismatched_layer(args: argparse.Namespace) -> Optional[str]:
     return None
 
 
+def _wrong_size_layer(err, args: argparse.Namespace) -> Optional[str]:
+    """The --layer whose digest file names a registry blob of another size."""
+    for digest_path, layer_path in zip(args.digest or [], args.layer or []):
+        try:
+            if 'sha256:' + _digest_file_hex(digest_path) != err.digest:
+                continue
+        except (OSError, ValueError):
+            continue
+        return ('layer %s does not match its digest file %s: the registry '
+                'already has %s, which is %d bytes, and the layer is %d bytes'
+                % (layer_path, digest_path, err.digest, err.found, err.listed))
+    return None
+
+
 def _push_error(err: BaseException, args: argparse.Namespace) -> str:
-    """One line for a failed push, naming the layer behind DIGEST_INVALID."""
+    """One line for a failed push, naming the layer behind DIGEST_INVALID
+    or behind a registry blob of another size."""
     from containerregistry.client.v2_2 import docker_http
+    from containerregistry.client.v2_2 import docker_session
 
     text = errors.describe(err)
+    if isinstance(err, docker_session.BlobSizeError):
+        return _wrong_size_layer(err, args) or text
     if isinstance(err, docker_http.V2DiagnosticException) and any(
             d.code == 'DIGEST_INVALID' for d in err.diagnostics):
         culprit = _mismatched_layer(args)

@@ -12,15 +12,19 @@ Fixes over upstream: the config descriptor's `size` follows the new config
 a history-only entry) serves its blobs instead of crashing. A tarball that
 is not gzipped (plain, or zstd-compressed) is gzipped first (upstream's
 deterministic settings); upstream gzipped a zstd stream as if it were a tar.
+Whenever the tar is read anyway (to compute the diff_id, or to gzip it), it
+goes through `tarfile` in the same pass and must be a complete archive:
+upstream published any bytes as a layer.
 """
 import hashlib
 import io
 import json
 import os
+import tarfile
 import tempfile
 import weakref
 import zlib
-from typing import BinaryIO, Optional, Union
+from typing import BinaryIO, Callable, Optional, Union
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
@@ -38,17 +42,111 @@ class LayerError(ValueError):
     """The layer to append cannot be read as a (gzipped) tarball."""
 
 
+# tarfile's read size in stream mode (its default is 10 KiB).
+_TAR_BUFFER = 1 << 20
+
+
+class _Watched:
+    """READER's reads, also handed to SINK, keeping what READER raised.
+
+    tarfile turns some errors of the stream under it (zlib's) into its
+    own; knowing the original keeps a damaged gzip from reading as a bad
+    tar.
+    """
+
+    def __init__(self, reader, sink: Optional[Callable[[bytes], None]]):
+        self._reader = reader
+        self._sink = sink
+        self.error: Optional[BaseException] = None
+
+    def read(self, amt: int = -1) -> bytes:
+        try:
+            data = self._reader.read(amt)
+        except Exception as e:
+            self.error = e
+            raise
+        if data and self._sink is not None:
+            self._sink(data)
+        return data
+
+
+def _header_class():
+    """A TarInfo class that keeps the block at which the headers stopped.
+
+    tarfile ends iteration quietly at a zero block, at the end of the data
+    and at a damaged header alike; only the first is a complete archive.
+    """
+
+    class _Header(tarfile.TarInfo):
+        stop: Optional[bytes] = None
+
+        @classmethod
+        def frombuf(cls, buf, encoding, errors):
+            try:
+                return super().frombuf(buf, encoding, errors)
+            except tarfile.HeaderError:
+                _Header.stop = bytes(buf)
+                raise
+
+    return _Header
+
+
+def _read_tar(reader, what: str,
+              sink: Optional[Callable[[bytes], None]] = None) -> None:
+    """Reads READER to its end, through tarfile up to the end of the archive.
+
+    Raises LayerError unless READER holds a complete tar archive; errors
+    READER raises propagate as they are. Stream mode reads every member's
+    data rather than seeking, so hashing readers under READER, and SINK,
+    see every byte once, in order.
+    """
+    watched = _Watched(reader, sink)
+    header = _header_class()
+    opened = False
+    try:
+        with tarfile.open(fileobj=watched, mode='r|', tarinfo=header,
+                          bufsize=_TAR_BUFFER) as tar:
+            opened = True
+            while tar.next() is not None:
+                # Stream mode never looks back: keep no member list.
+                del tar.members[:]
+            end = tar.offset
+    except tarfile.TarError as e:
+        if watched.error is not None:
+            raise watched.error from None
+        raise LayerError('%s is not a %star archive: %s' % (
+            what, 'complete ' if opened else '', e)) from e
+    if header.stop != bytes(tarfile.BLOCKSIZE):
+        if header.stop and len(header.stop) == tarfile.BLOCKSIZE:
+            reason = 'a damaged header at byte %d' % end
+        else:
+            reason = 'its data ends at byte %d, before the end-of-archive ' \
+                     'block' % end
+        raise LayerError('%s is not a complete tar archive: %s'
+                         % (what, reason))
+    while watched.read(_TAR_BUFFER):
+        pass
+
+
 def _describe(reader: BinaryIO, with_diff_id: bool, what: str):
-    """(blob digest, blob size, diff_id or None) of gzipped READER."""
+    """(blob digest, blob size, diff_id or None) of gzipped READER.
+
+    Computing the diff_id inflates the layer, so the tar is checked too.
+    """
     if not with_diff_id:
         hashing = compression.HashingReader(reader)
         hashing.drain()
         return hashing.digest, hashing.size, None
+    raw = compression.HashingReader(reader)
     try:
-        found = compression.digest_layer(reader)
+        inner, unused_codec = compression.decompress_stream(raw)
+        with inner:
+            tar = compression.HashingReader(inner)
+            _read_tar(tar, what)
+            raw.drain()
     except (OSError, EOFError, zlib.error) as e:
         raise LayerError('%s is not a valid gzip file: %s' % (what, e)) from e
-    return found.digest, found.size, found.diff_id
+    return raw.digest, raw.size, tar.digest
 
 
 def _head(reader: BinaryIO) -> bytes:
@@ -143,6 +241,7 @@ class Layer(docker_image.DockerImage):
                     raise _zstd_error('the layer', e) from e
             if not compression.is_compressed(data):
                 if not diff_id:
+                    _read_tar(io.BytesIO(data), 'the layer')
                     diff_id = docker_digest.SHA256(data)
                 out = io.BytesIO()
                 compression.gzip_stream(io.BytesIO(data), out)
@@ -164,22 +263,25 @@ class Layer(docker_image.DockerImage):
                     return diff_id or computed
                 if codec == compression.ZSTD:
                     with compression.decompress_stream(f)[0] as tar:
-                        return self._gzip_to_temp(tar, diff_id)
-                return self._gzip_to_temp(f, diff_id)
+                        return self._gzip_to_temp(tar, diff_id, path)
+                return self._gzip_to_temp(f, diff_id, path)
         except compression.CompressionError as e:
             raise _zstd_error(path, e) from e
         except OSError as e:
             raise LayerError('cannot read layer %s: %s'
                              % (path, e.strerror or e)) from e
 
-    def _gzip_to_temp(self, reader: BinaryIO, diff_id: Optional[str]) -> str:
-        """Gzips the plain tar READER into a temp file, removed on exit."""
+    def _gzip_to_temp(self, reader: BinaryIO, diff_id: Optional[str],
+                      what: str) -> str:
+        """Gzips the plain tar READER (checked on the way) into a temp file,
+        removed on exit."""
         fd, temp = tempfile.mkstemp(prefix='cr-append-', suffix='.tar.gz')
         self._cleanup = weakref.finalize(self, _remove, temp)
         hashing = compression.HashingReader(reader)
         with os.fdopen(fd, 'wb') as out:
-            self._blob_sum, self._blob_size = compression.gzip_stream(
-                hashing, out)
+            gzipped = compression.GzipWriter(out)
+            _read_tar(hashing, what, sink=gzipped.write)
+            self._blob_sum, self._blob_size = gzipped.finish()
         self._blob_path = temp
         return diff_id or hashing.digest
 

@@ -66,43 +66,58 @@ def codec_of(head: bytes) -> Optional[str]:
     return None
 
 
-def gzip_stream(reader: BinaryIO, out: BinaryIO, compresslevel: int = 9,
-                input_hash: Optional[Any] = None) -> Tuple[str, int]:
-    """Gzips READER into OUT exactly as upstream did; returns (digest, size).
+class GzipWriter:
+    """Gzips what is written to it into OUT exactly as upstream did.
 
     Raw deflate at COMPRESSLEVEL (wbits -15, memLevel 8, default strategy)
     after `gzip_header`, then CRC32 and ISIZE. The output does not depend
-    on how the input is chunked. INPUT_HASH (a hashlib object), if given,
-    is updated with the uncompressed bytes, which yields a layer's diff_id
-    in the same pass.
+    on how the input is split into writes.
     """
-    digest = hashlib.sha256()
-    size = 0
 
-    def emit(data: bytes) -> None:
-        nonlocal size
+    def __init__(self, out: BinaryIO, compresslevel: int = 9):
+        self._out = out
+        self._digest = hashlib.sha256()
+        self._size = 0
+        self._crc = 0
+        self._length = 0
+        self._deflate = zlib.compressobj(compresslevel, zlib.DEFLATED,
+                                         -zlib.MAX_WBITS, zlib.DEF_MEM_LEVEL, 0)
+        self._emit(gzip_header(compresslevel))
+
+    def _emit(self, data: bytes) -> None:
         if data:
-            out.write(data)
-            digest.update(data)
-            size += len(data)
+            self._out.write(data)
+            self._digest.update(data)
+            self._size += len(data)
 
-    deflate = zlib.compressobj(compresslevel, zlib.DEFLATED, -zlib.MAX_WBITS,
-                               zlib.DEF_MEM_LEVEL, 0)
-    crc = 0
-    length = 0
-    emit(gzip_header(compresslevel))
+    def write(self, data: bytes) -> None:
+        self._crc = zlib.crc32(data, self._crc)
+        self._length += len(data)
+        self._emit(self._deflate.compress(data))
+
+    def finish(self) -> Tuple[str, int]:
+        """Ends the gzip stream; returns its (digest, size)."""
+        self._emit(self._deflate.flush())
+        self._emit(struct.pack('<II', self._crc & 0xffffffff,
+                               self._length & 0xffffffff))
+        return 'sha256:' + self._digest.hexdigest(), self._size
+
+
+def gzip_stream(reader: BinaryIO, out: BinaryIO, compresslevel: int = 9,
+                input_hash: Optional[Any] = None) -> Tuple[str, int]:
+    """Gzips READER into OUT as `GzipWriter` does; returns (digest, size).
+
+    INPUT_HASH (a hashlib object), if given, is updated with the
+    uncompressed bytes, which yields a layer's diff_id in the same pass.
+    """
+    writer = GzipWriter(out, compresslevel)
     while True:
         chunk = reader.read(_CHUNK)
         if not chunk:
-            break
-        crc = zlib.crc32(chunk, crc)
-        length += len(chunk)
+            return writer.finish()
         if input_hash is not None:
             input_hash.update(chunk)
-        emit(deflate.compress(chunk))
-    emit(deflate.flush())
-    emit(struct.pack('<II', crc & 0xffffffff, length & 0xffffffff))
-    return 'sha256:' + digest.hexdigest(), size
+        writer.write(chunk)
 
 
 class _Prefixed(io.RawIOBase):

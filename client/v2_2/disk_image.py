@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -25,20 +26,56 @@ class DiskImageError(ValueError):
     """The fast layout given to FromDisk is incomplete or malformed."""
 
 
+class ForeignManifestError(DiskImageError):
+    """The base manifest given for its foreign layers is malformed.
+
+    Its own class so that a tool can name the file it read the manifest from.
+    """
+
+
+def layer_count(n: int) -> str:
+    """'1 layer', '2 layers': for messages."""
+    return '%d layer%s' % (n, '' if n == 1 else 's')
+
+
+class LayerCountError(DiskImageError):
+    """The config's rootfs.diff_ids and the image's layers differ in number.
+
+    Layers pair with diff_ids by position, so such an image cannot be
+    pulled or flattened. `listed` is the diff_ids' count, `layers` the
+    image's (base layers included).
+    """
+
+    def __init__(self, listed: int, layers: int):
+        super().__init__('the config lists %s in rootfs.diff_ids, but the '
+                         'image has %d' % (layer_count(listed), layers))
+        self.listed = listed
+        self.layers = layers
+
+
+_SHA256_HEX = re.compile(r'[0-9a-f]{64}')
+# What a registry takes as a blob digest (OCI's registered algorithms).
+_DIGEST = re.compile(r'sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}')
+
+
 def _read_hex(path: str) -> str:
-    """'sha256:' + the hex in PATH (whitespace and a 'sha256:' prefix ok)."""
+    """'sha256:' + the hex in PATH (whitespace and a 'sha256:' prefix ok).
+
+    Anything else would only be refused later, by the registry, in terms
+    that do not name the file.
+    """
     try:
         with open(path, 'r', encoding='utf8') as f:
             text = f.read().strip()
-    except OSError as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise DiskImageError('cannot read digest file %s: %s'
-                             % (path, e.strerror or e)) from e
-    if text.startswith('sha256:'):
-        text = text[len('sha256:'):]
-    if not text or any(c.isspace() or c == ':' for c in text):
-        raise DiskImageError('digest file %s does not hold a sha256 hex: %r'
-                             % (path, text[:80]))
-    return 'sha256:' + text
+                             % (path, getattr(e, 'strerror', None) or e)) from e
+    hexd = text[len('sha256:'):] if text.startswith('sha256:') else text
+    if not _SHA256_HEX.fullmatch(hexd):
+        raise DiskImageError('digest file %s does not hold a sha256 hex '
+                             'digest (64 lowercase hex characters, optionally '
+                             'after "sha256:"): %r' % (path, text[:80]))
+    return 'sha256:' + hexd
 
 
 def _check_file_digest(path: str, digest: str) -> None:
@@ -85,6 +122,7 @@ class FromDisk(docker_image.DockerImage):
             self._layers.append(digest)
             self._layer_to_filename[digest] = content_file
         self._uncompressed_layer_to_filename: Dict[str, str] = {}
+        self._uncompressed_count = len(uncompressed_layers or [])
         for name_file, content_file in uncompressed_layers or []:
             self._uncompressed_layer_to_filename[_read_hex(name_file)] = (
                 content_file)
@@ -99,19 +137,35 @@ class FromDisk(docker_image.DockerImage):
 
     @staticmethod
     def _parse_foreign(text: Optional[str]) -> List[Dict[str, Any]]:
-        """The FOREIGN_LAYER_MIME descriptors of a base image's manifest."""
+        """The FOREIGN_LAYER_MIME descriptors of a base image's manifest.
+
+        They go into the manifest as they are, so a bad digest or size is
+        refused here rather than published.
+        """
         if not text:
             return []
         try:
             manifest = json.loads(text)
         except ValueError as e:
-            raise DiskImageError('the foreign layers manifest is not valid '
-                                 'JSON (%s)' % e) from e
+            raise ForeignManifestError('the foreign layers manifest is not '
+                                       'valid JSON (%s)' % e) from e
         if not isinstance(manifest, dict):
             return []
-        return [layer for layer in manifest.get('layers') or []
-                if isinstance(layer, dict)
-                and layer.get('mediaType') == docker_http.FOREIGN_LAYER_MIME]
+        foreign = [layer for layer in manifest.get('layers') or []
+                   if isinstance(layer, dict)
+                   and layer.get('mediaType') == docker_http.FOREIGN_LAYER_MIME]
+        for index, layer in enumerate(foreign):
+            digest, size = layer.get('digest'), layer.get('size')
+            if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+                raise ForeignManifestError(
+                    'foreign layer %d has an invalid digest %s (want sha256: '
+                    'and 64 lowercase hex characters)'
+                    % (index, json.dumps(digest)[:100]))
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise ForeignManifestError(
+                    'foreign layer %d (%s) has an invalid size %s (want a '
+                    'byte count)' % (index, digest, json.dumps(size)[:100]))
+        return foreign
 
     def _foreign(self, digest: str) -> Optional[Dict[str, Any]]:
         for layer in self._foreign_layers:
@@ -138,7 +192,7 @@ class FromDisk(docker_image.DockerImage):
                 else:
                     base_layers = list(self._foreign_layers)
                 config = self._config_bytes()
-                self._manifest = json.dumps({
+                manifest = json.dumps({
                     'schemaVersion': 2,
                     'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
                     'config': {
@@ -152,7 +206,27 @@ class FromDisk(docker_image.DockerImage):
                         'digest': digest,
                     } for digest in self._layers],
                 }, sort_keys=True)
+                self._check_layer_count(len(base_layers))
+                self._manifest = manifest
             return self._manifest
+
+    def _check_layer_count(self, base_layers: int) -> None:
+        """Raises LayerCountError unless the diff_ids pair up with the layers.
+
+        Only a config that lists diff_ids is checked. Layers given only
+        uncompressed (flatten's input) count although the manifest cannot
+        list them.
+        """
+        try:
+            rootfs = json.loads(self._config).get('rootfs')
+        except (ValueError, AttributeError):
+            return
+        diff_ids = rootfs.get('diff_ids') if isinstance(rootfs, dict) else None
+        if not isinstance(diff_ids, list):
+            return
+        layers = base_layers + max(len(self._layers), self._uncompressed_count)
+        if len(diff_ids) != layers:
+            raise LayerCountError(len(diff_ids), layers)
 
     def media_type(self) -> str:
         return docker_http.MANIFEST_SCHEMA2_MIME

@@ -1,6 +1,7 @@
 """Pushing images to (and deleting them from) a registry.
 
-Blobs the registry already has are skipped (HEAD); blobs in another
+Blobs the registry already has are skipped (HEAD), once their size is
+seen to be the one the manifest gives them; blobs in another
 repository of the same registry are mounted; the rest stream from the image
 in one PUT after the POST, falling back to chunked PATCHes where a registry
 refuses that. The manifest goes last, once every blob is in place, so a
@@ -10,10 +11,12 @@ started again after a pause (Retry-After when given).
 """
 import concurrent.futures
 import io
+import json
 import logging
 import time
 import urllib.parse
-from typing import Callable, Optional, Sequence, Tuple, TypeVar, Union
+from typing import (Callable, Dict, Optional, Sequence, Tuple, TypeVar,
+                    Union)
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
@@ -29,6 +32,9 @@ _BACKOFF_SECONDS = 0.5
 # Errors a chunked upload would meet again: report them, do not fall back.
 _FINAL_ERRORS = frozenset(['DIGEST_INVALID', 'SIZE_INVALID', 'UNAUTHORIZED',
                            'DENIED', 'NAME_UNKNOWN', 'NAME_INVALID'])
+
+_EMPTY_BLOB = ('sha256:e3b0c44298fc1c149afbf4c8996fb924'
+               '27ae41e4649b934ca495991b7852b855')
 
 _Image = Union[docker_image.DockerImage, docker_image_list.DockerImageList]
 _T = TypeVar('_T')
@@ -76,6 +82,41 @@ class _Chunk(io.RawIOBase):
         return len(data)
 
 
+class BlobSizeError(ValueError):
+    """The registry's blob under a digest is not as long as the manifest says.
+
+    Skipping it would publish a manifest that no pull can satisfy: the
+    image's content for that digest is not the blob the digest names (a
+    layer file that does not match its digest file, say).
+    """
+
+    def __init__(self, digest: str, listed: int, found: int):
+        super().__init__('the registry already has %s as %d bytes, but the '
+                         'image gives it %d bytes' % (digest, found, listed))
+        self.digest = digest
+        self.listed = listed
+        self.found = found
+
+
+def _listed_sizes(image: docker_image.DockerImage) -> Dict[str, int]:
+    """Digest -> size, as the manifest's config and layer descriptors give it."""
+    try:
+        manifest = json.loads(image.manifest())
+    except ValueError:
+        return {}
+    if not isinstance(manifest, dict):
+        return {}
+    sizes: Dict[str, int] = {}
+    for desc in [manifest.get('config')] + list(manifest.get('layers') or []):
+        if not isinstance(desc, dict):
+            continue
+        digest, size = desc.get('digest'), desc.get('size')
+        if (isinstance(digest, str) and isinstance(size, int)
+                and not isinstance(size, bool)):
+            sizes[digest] = size
+    return sizes
+
+
 def _extract_digest(location: str, digest: str) -> str:
     """LOCATION with `digest=DIGEST` merged into its query."""
     parts = urllib.parse.urlsplit(location)
@@ -118,10 +159,26 @@ class Push:
             suffix=suffix)
 
     def blob_exists(self, digest: str) -> bool:
+        return self._stat_blob(digest)[0]
+
+    def _stat_blob(self, digest: str) -> Tuple[bool, Optional[int]]:
+        """Whether the repository has DIGEST, and its size if the HEAD says.
+
+        A zero Content-Length for a digest that is not the empty blob's is
+        taken as the registry not saying.
+        """
         resp, unused_content = self._transport.Request(
             self._url('blobs/' + digest), method='HEAD',
             accepted_codes=[200, 404])
-        return resp.status == 200
+        if resp.status != 200:
+            return False, None
+        try:
+            size = int(resp.get('content-length', ''))
+        except ValueError:
+            return True, None
+        if size == 0 and digest != _EMPTY_BLOB:
+            return True, None
+        return True, size
 
     def manifest_exists(self, image: _Image) -> bool:
         resp, unused_content = self._transport.Request(
@@ -220,8 +277,17 @@ class Push:
             _extract_digest(location, digest), method='PUT', body=None,
             accepted_codes=[201, 204])
 
-    def _upload_one(self, image: docker_image.DockerImage, digest: str) -> None:
-        if self.blob_exists(digest):
+    def _upload_one(self, image: docker_image.DockerImage, digest: str,
+                    listed: Optional[int] = None) -> None:
+        """Uploads DIGEST unless the registry has it at the LISTED size.
+
+        A size check is all a skip can afford (the blob is not read): a
+        blob whose size differs from the manifest's raises BlobSizeError.
+        """
+        exists, size = self._stat_blob(digest)
+        if exists:
+            if listed is not None and size is not None and size != listed:
+                raise BlobSizeError(digest, listed, size)
             logging.info('Layer %s exists, skipping', digest)
             return
         _retrying('Upload of ' + digest,
@@ -257,12 +323,13 @@ class Push:
 
     def _upload_blobs(self, image: docker_image.DockerImage) -> None:
         digests = sorted(image.distributable_blob_set())
+        sizes = _listed_sizes(image)
         if self._threads <= 1:
             for digest in digests:
-                self._upload_one(image, digest)
+                self._upload_one(image, digest, sizes.get(digest))
             return
         with concurrent.futures.ThreadPoolExecutor(self._threads) as pool:
-            futures = [pool.submit(self._upload_one, image, d)
+            futures = [pool.submit(self._upload_one, image, d, sizes.get(d))
                        for d in digests]
             try:
                 for future in concurrent.futures.as_completed(futures):
