@@ -93,16 +93,21 @@ def _read_stamp_values(files: Sequence[str]) -> Dict[str, str]:
     """
     values: Dict[str, str] = {}
     for path in files:
-        with open(path, 'r', encoding='utf8') as info:
-            for line in info:
-                line = line.rstrip('\r\n')
-                if not line.strip():
-                    continue
-                key, _, value = line.partition(' ')
-                if key in values:
-                    print('WARNING: Duplicate value for key "%s": '
-                          'using "%s"' % (key, value), flush=True)
-                values[key] = value
+        try:
+            with open(path, 'r', encoding='utf8') as info:
+                lines = info.readlines()
+        except UnicodeDecodeError as e:
+            raise StampError('stamp info file %s is not UTF-8 text (%s)'
+                             % (path, e.reason)) from e
+        for line in lines:
+            line = line.rstrip('\r\n')
+            if not line.strip():
+                continue
+            key, _, value = line.partition(' ')
+            if key in values:
+                print('WARNING: Duplicate value for key "%s": '
+                      'using "%s"' % (key, value), flush=True)
+            values[key] = value
     return values
 
 
