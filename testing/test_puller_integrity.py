@@ -9,7 +9,9 @@ import pytest
 from containerregistry.testing import images
 from containerregistry.testing import pars
 from containerregistry.testing import proxy as proxy_mod
+from containerregistry.testing import push_helpers as ph
 from containerregistry.testing import registry as reg
+from containerregistry.testing.push_helpers import foreign_registry  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -199,3 +201,49 @@ def test_stopped_during_a_stuck_download(registry, proxy, repo_name, pull,
     assert proc.returncode == status, proc.stderr
     assert proc.stderr == line
     assert not os.path.lexists(out)  # made by the pull, empty, removed
+
+
+def test_foreign_layer_is_read_from_its_urls(foreign_registry, repo_name, pull,
+                                             tmp_path):
+    """A foreign layer (Windows base images) lives at its `urls`, not in the
+    repository: it is fetched there, without credentials, and checked."""
+    registry = foreign_registry
+    elsewhere = images.push_image(registry, repo_name + '-store:t',
+                                  [images.make_layer(436)])
+    base = elsewhere.layers[0]
+    store = proxy_mod.start_proxy(registry)
+    try:
+        url = 'http://%s/v2/%s/blobs/%s' % (store.origin_host, elsewhere.repo,
+                                           base.digest)
+        foreign = {'mediaType': ph.DOCKER_FOREIGN, 'size': len(base.blob),
+                   'digest': base.digest, 'urls': [url]}
+        manifest = str(tmp_path / 'base-manifest.json')
+        with open(manifest, 'w') as f:
+            json.dump({'schemaVersion': 2, 'mediaType': images.DOCKER_MANIFEST,
+                       'config': {'mediaType': images.DOCKER_CONFIG, 'size': 1,
+                                  'digest': 'sha256:' + 'c0' * 32},
+                       'layers': [foreign]}, f)
+        disk = ph.write_disk_image(str(tmp_path / 'img'), [images.make_layer(437)],
+                                   base_diff_ids=[base.diff_id])
+        name = '%s/%s:latest' % (registry.host, repo_name)
+        pushed = pars.run_tool('pusher', '--name', name, '--manifest', manifest,
+                               *disk.args(), env=pull.env)
+        ph.published_digest(pushed, name)
+        # The repository itself cannot serve the foreign layer.
+        status, _, _ = images.Client(registry).request(
+            'GET', repo_name, 'blobs/' + base.digest)
+        assert status == 404
+
+        proc = pull(name)
+        assert proc.returncode == 0, proc.stderr
+        files = pull.layout(proc.directory)
+        assert files['000.tar.gz'] == base.blob
+        assert files['001.tar.gz'] == disk.layers[0].blob
+        assert [m for m, path, _ in store.origin_requests
+                if base.digest in path] == ['GET']
+
+    finally:
+        store.stop()
+    # The store is gone: both places fail, and the line says so.
+    line = pull.assert_failed(pull(name), base.digest)
+    assert 'none of its URLs served it' in line and url in line, line

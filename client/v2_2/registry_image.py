@@ -80,20 +80,47 @@ def _manifest_digest(content: bytes) -> str:
 
 
 class _ResumingReader:
-    """Reads a blob; when the connection drops, asks for the rest by Range."""
+    """Reads a blob; when the connection drops, asks for the rest by Range.
+
+    A foreign (non-distributable) layer is read from the first of its
+    `urls` that serves it, else from the registry; no credentials go to
+    those URLs (they are other hosts), and the digest is checked as ever.
+    """
 
     def __init__(self, image: 'FromRegistry', digest: str):
         self._image = image
         self._digest = digest
         self._offset = 0
         self._resumes = 0
-        self._reader = self._open(None)
+        self._url = image.url('blobs/' + digest)
+        self._reader = self._first_open(image.foreign_urls(digest))
 
-    def _open(self, offset: Optional[int]):
+    def _first_open(self, urls: List[str]):
+        failures = []
+        for url in urls:
+            try:
+                reader = self._open(None, url)
+            except (ConnectionError, docker_http.V2DiagnosticException) as e:
+                logging.info('Foreign layer %s not read from %s: %s',
+                             self._digest, url, e)
+                failures.append(str(e))
+                continue
+            self._url = url
+            return reader
+        try:
+            return self._open(None, self._url)
+        except (ConnectionError, docker_http.V2DiagnosticException) as e:
+            if not failures:
+                raise
+            raise docker_http.BadStateException(
+                'foreign layer %s: none of its URLs served it (%s), nor did '
+                'the registry (%s)' % (self._digest, '; '.join(failures), e)
+            ) from e
+
+    def _open(self, offset: Optional[int], url: Optional[str] = None):
         headers = {'range': 'bytes=%d-' % offset} if offset else None
         resp, reader = self._image.transport().Stream(
-            self._image.url('blobs/' + self._digest),
-            accepted_codes=[200, 206], headers=headers)
+            url or self._url, accepted_codes=[200, 206], headers=headers)
         if offset and resp.status == 200:
             # The server ignored Range: skip what we already have.
             remaining = offset
@@ -248,6 +275,23 @@ class FromRegistry(docker_image.DockerImage):
             raise
         return (manifest.get('schemaVersion') == 2 and 'layers' in manifest
                 and self.media_type() in self._accepted_mimes)
+
+    def foreign_urls(self, digest: str) -> List[str]:
+        """Where the manifest says foreign layer DIGEST may be fetched.
+
+        Only a manifest already read counts (blobs are read after it; a
+        schema 1 reader's blob source never reads one, and has none).
+        """
+        content = self._response.get('manifests/' + self._ref())
+        manifest = json.loads(content) if content else {}
+        for layer in manifest.get('layers') or []:
+            if (layer.get('digest') == digest and layer.get('mediaType')
+                    in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
+                urls = layer.get('urls')
+                return [url for url in urls if isinstance(url, str)
+                        and url.split(':', 1)[0] in ('https', 'http')
+                        ] if isinstance(urls, list) else []
+        return []
 
     def config_file(self) -> str:
         digest = self.config_blob()
