@@ -197,7 +197,7 @@ def test_stopped_during_a_stuck_download(registry, proxy, repo_name, pull,
     out = pull.new_dir()
     proc = pars.terminate_when(
         'puller', ['--name', _via(proxy, pushed), '--directory', out],
-        proxy.stalled.is_set, env=tool_env, timeout=20, sig=sig)
+        proxy.stalled.is_set, env=tool_env, sig=sig)
     assert proc.returncode == status, proc.stderr
     assert proc.stderr == line
     assert not os.path.lexists(out)  # made by the pull, empty, removed
