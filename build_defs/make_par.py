@@ -64,17 +64,25 @@ def _site_dirs():
 def _isolate():
     """Leaves the archive and the standard library on sys.path.
 
-    Drops site-packages (host, venv and user), PYTHONPATH and .pth entries,
-    and forgets modules already imported from them at start-up.
+    Drops site-packages (host, venv and user), PYTHONPATH (even entries
+    under the interpreter's prefix, such as /usr/local/...) and .pth
+    entries, and forgets modules already imported from them at start-up.
     """
     archive = os.path.abspath(sys.path[0])
     prefixes = [_real(p) for p in {sys.base_prefix, sys.base_exec_prefix}]
     site_dirs = _site_dirs()
+    # PYTHONPATH may name directories under the prefix too (/usr/local/...):
+    # only the standard library's own are kept from it.
+    stdlib = [_real(getattr(sys, '_stdlib_dir', None)
+                    or os.path.dirname(os.__file__))]
+    from_env = [] if sys.flags.ignore_environment else [
+        _real(p) for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p]
     keep = [archive]
     dropped = list(site_dirs)
     for entry in sys.path[1:]:
         real = _real(entry or os.curdir)
         if (_under(real, prefixes) and not _under(real, site_dirs)
+                and (real not in from_env or _under(real, stdlib))
                 and not [p for p in real.split(os.sep) if p.endswith('-packages')]):
             if entry not in keep:
                 keep.append(entry)

@@ -100,7 +100,14 @@ def _hostile_env(tmp_path) -> Dict[str, str]:
     (pythonpath / 'oauth2client' / '__init__.py').write_bytes(poison)
     home = tmp_path / 'home'
     home.mkdir()
-    env = {'PATH': '/usr/bin:/bin', 'HOME': str(home), 'PYTHONPATH': str(pythonpath)}
+    # A directory under the interpreter's prefix: only the standard library's
+    # own directories may stay on sys.path from there.
+    under_prefix = subprocess.run(
+        ['/usr/bin/python3', '-c', 'import os, sys; '
+         'print(os.path.join(sys.base_prefix, "share"))'],
+        capture_output=True, text=True, check=True).stdout.strip()
+    env = {'PATH': '/usr/bin:/bin', 'HOME': str(home),
+           'PYTHONPATH': os.pathsep.join([str(pythonpath), under_prefix])}
     user_site = subprocess.run(
         ['/usr/bin/python3', '-c', 'import site; print(site.getusersitepackages())'],
         env=env, capture_output=True, text=True, check=True).stdout.strip()
@@ -192,7 +199,8 @@ def test_par_uses_only_bundled_code(par, tmp_path):
     assert os.path.basename(out['argv0']) == 'probe.par'
     # Started by a relative path; the archive entry is absolute (tools chdir).
     assert os.path.realpath(out['path'][0]) == os.path.realpath(probe)
-    assert not [p for p in out['path'][1:] if 'packages' in p or str(tmp_path) in p]
+    assert not [p for p in out['path'][1:] if 'packages' in p or str(tmp_path) in p
+                or p.endswith(os.sep + 'share')]
     for module, path in out['files'].items():
         assert path.startswith(out['path'][0] + os.sep), (module, path)
         # The interpreter that compiled the .pyc runs them.
