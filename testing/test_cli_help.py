@@ -241,15 +241,50 @@ def test_parses_arguments():
     assert args.stderrthreshold == logging.INFO
 
 
+def _runfiles(tmp_path) -> str:
+    """A directory shaped like where `bazel run` starts a tool."""
+    start = tmp_path / 'bin' / 'puller.par.runfiles' / 'containerregistry'
+    start.mkdir(parents=True)
+    return str(start)
+
+
 def test_chdir_to_caller(tmp_path, monkeypatch):
-    start = os.getcwd()
+    start = _runfiles(tmp_path)
+    caller = tmp_path / 'caller'
+    caller.mkdir()
     monkeypatch.chdir(start)
     monkeypatch.setattr(sys, 'path', list(sys.path) + ['relative/dir'])
-    monkeypatch.setenv('BUILD_WORKING_DIRECTORY', str(tmp_path))
+    monkeypatch.setenv('BUILD_WORKING_DIRECTORY', str(caller))
     cli.chdir_to_caller()
-    assert os.getcwd() == str(tmp_path)
+    assert os.getcwd() == str(caller)
     assert sys.path[-1] == os.path.join(start, 'relative', 'dir')
     assert all(os.path.isabs(p) for p in sys.path)
+
+
+def test_inherited_build_working_directory_is_ignored(tmp_path, monkeypatch):
+    """A script started by `bazel run` that changed directory and runs the
+    tool: the tool keeps the script's directory."""
+    elsewhere = tmp_path / 'script-dir'
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv('BUILD_WORKING_DIRECTORY', str(tmp_path))
+    path = list(sys.path)
+    cli.chdir_to_caller()
+    assert os.getcwd() == str(elsewhere)
+    assert sys.path == path
+
+
+def test_build_working_directory_that_is_gone(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(_runfiles(tmp_path))
+    monkeypatch.setattr(sys, 'path', list(sys.path))
+    monkeypatch.setenv('BUILD_WORKING_DIRECTORY', str(tmp_path / 'gone'))
+    with pytest.raises(SystemExit) as exit_info:
+        cli.chdir_to_caller()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (
+        'error: cannot change to %s, the directory bazel run was called from '
+        '(BUILD_WORKING_DIRECTORY): No such file or directory\n'
+        % (tmp_path / 'gone'))
 
 
 def test_chdir_to_caller_outside_bazel(tmp_path, monkeypatch):
@@ -366,7 +401,7 @@ def test_cleanup_after_a_stop_is_bounded(tmp_path, then, sig, status, line):
 
 
 def test_run_calls_main(tmp_path, monkeypatch):
-    monkeypatch.chdir(os.getcwd())
+    monkeypatch.chdir(_runfiles(tmp_path))
     monkeypatch.setattr(sys, 'path', list(sys.path))
     monkeypatch.setenv('BUILD_WORKING_DIRECTORY', str(tmp_path))
     seen = []

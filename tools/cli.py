@@ -85,15 +85,25 @@ def chdir_to_caller() -> None:
     """Under `bazel run`, resolves relative paths against the caller's cwd.
 
     `bazel run` starts the tool in its runfiles tree and names the caller's
-    directory in $BUILD_WORKING_DIRECTORY. Relative entries of sys.path are
-    made absolute first, so imports done later (lazily) still find their
-    modules, e.g. when the tool runs as `python relative/path/puller.par`.
+    directory in $BUILD_WORKING_DIRECTORY. Every process it starts inherits
+    that variable, so it counts only while the tool runs in a runfiles tree:
+    a script run by `bazel run` that changes directory and calls the tool
+    keeps its own directory. Relative entries of sys.path are made absolute
+    first, so imports done later (lazily) still find their modules, e.g.
+    when the tool runs as `python relative/path/puller.par`.
     """
     target = os.environ.get('BUILD_WORKING_DIRECTORY')
-    if not target:
+    if not target or not any(part.endswith('.runfiles')
+                             for part in os.getcwd().split(os.sep)):
         return
     sys.path[:] = [os.path.abspath(entry) for entry in sys.path]
-    os.chdir(target)
+    try:
+        os.chdir(target)
+    except OSError as e:
+        sys.stderr.write('error: cannot change to %s, the directory bazel run '
+                         'was called from (BUILD_WORKING_DIRECTORY): %s\n'
+                         % (target, e.strerror or e))
+        sys.exit(1)
 
 
 def fatal(message: str, *args: object) -> NoReturn:
@@ -105,6 +115,23 @@ def fatal(message: str, *args: object) -> NoReturn:
     """
     logging.getLogger().critical(message, *args, stacklevel=2)
     sys.exit(1)
+
+
+def say(line: str) -> None:
+    """Prints LINE on stdout, where tools put their results.
+
+    A stdout that cannot take it (a full disk, a closed pipe) is one error
+    line and status 1, not a traceback; stdout then goes to /dev/null so
+    that the interpreter's exit does not fail on it again.
+    """
+    try:
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
+    except OSError as e:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        fatal('cannot write to standard output: %s', e.strerror or e)
 
 
 @contextlib.contextmanager
