@@ -9,6 +9,7 @@ import base64
 import gzip
 import json
 import os
+import subprocess
 
 import pytest
 
@@ -364,6 +365,22 @@ def test_stamp_substitution(registry, repo_name, tools):
     digest = ph.published_digest(proc, resolved)
     assert '%s was resolved to %s' % (raw, resolved) in proc.stdout.splitlines()
     assert ph.tag_digest(registry, repo_name, 'alice-1577836800') == digest
+
+
+def test_stdout_that_cannot_take_the_result_line(registry, repo_name, tools):
+    """The digest line is the pusher's result: a full stdout is an error
+    (one line, status 1), not a traceback."""
+    disk = _disk(tools, 99)
+    with open('/dev/full', 'w') as full:
+        proc = subprocess.run(
+            pars.tool_command('pusher') + ['--name', _name(registry, repo_name)]
+            + disk.args(), env=tools.env, stdout=full, stderr=subprocess.PIPE,
+            text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].endswith(
+        'cannot write to standard output: No space left on device'), lines
 
 
 def test_stamp_duplicate_key_last_wins(registry, repo_name, tools):

@@ -101,8 +101,8 @@ def main(argv=None) -> None:
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Reading the base failed', exc_info=True)
         cli.fatal('Error appending to %s: %s', src, errors.describe(e))
-    print('{name} was published with digest: {digest}'.format(
-        name=dst, digest=digest), flush=True)
+    cli.say('{name} was published with digest: {digest}'.format(
+        name=dst, digest=digest))
 
 
 if __name__ == '__main__':

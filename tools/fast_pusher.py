@@ -105,8 +105,8 @@ def _read_stamp_values(files: Sequence[str]) -> Dict[str, str]:
                 continue
             key, _, value = line.partition(' ')
             if key in values:
-                print('WARNING: Duplicate value for key "%s": '
-                      'using "%s"' % (key, value), flush=True)
+                cli.say('WARNING: Duplicate value for key "%s": '
+                        'using "%s"' % (key, value))
             values[key] = value
     return values
 
@@ -131,8 +131,8 @@ def _stamped(name: str, files: Optional[Sequence[str]]) -> str:
         raise StampError('cannot substitute stamp values into the name '
                          '(use {KEY} references only): %s' % e) from None
     if files:
-        print('{name} was resolved to {fname}'.format(
-            name=name, fname=formatted), flush=True)
+        cli.say('{name} was resolved to {fname}'.format(
+            name=name, fname=formatted))
     return formatted
 
 
@@ -372,8 +372,8 @@ def main(argv=None) -> None:
             logging.debug('Push failed', exc_info=True)
             cli.fatal('Error publishing %s: %s', name, _push_error(e, args))
         logging.info('Finished upload of: %s', name)
-        print('{name} was published with digest: {digest}'.format(
-            name=name, digest=digest), flush=True)
+        cli.say('{name} was published with digest: {digest}'.format(
+            name=name, digest=digest))
 
 
 if __name__ == '__main__':
