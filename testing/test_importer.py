@@ -259,6 +259,21 @@ def test_zstd_layers_become_upstream_gzip(tmp_path):
                         config_for(tars), tars, blobs)
 
 
+@pytest.mark.skipif(pars.source_mode(), reason='the checkout sees site-packages '
+                    '(backports.zstd); only a .par runs without it')
+def test_zstd_without_support_says_what_a_par_can_use(tmp_path):
+    """A .par cannot use an installed backports.zstd: its error line names
+    only what would help it (a newer Python or the zstd command)."""
+    tars = LAYERS[:1]
+    path = hand_tarball(str(tmp_path / 'zstd.tar'), tars,
+                        members=[zstd_bytes(tars[0])])
+    out = str(tmp_path / 'out')
+    env = dict(pars.tool_env(), PATH=str(tmp_path / 'no-zstd-here'))
+    assert_failed(run_importer(path, out, env=env), out,
+                  'reading it needs Python 3.14 or later, or the zstd command '
+                  'on PATH')
+
+
 def test_reimport_replaces_a_larger_image(skopeo_image, tmp_path):
     _, path = skopeo_image
     out = str(tmp_path / 'image')

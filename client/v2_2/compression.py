@@ -157,8 +157,20 @@ class ZstdUnavailableError(CompressionError):
     """A zstd layer, and nothing here that can inflate zstd."""
 
 
-# What reading zstd takes, for error messages.
-ZSTD_NEEDS = 'Python 3.14 or later, the backports.zstd package, or the zstd command on PATH'
+def _zstd_needs() -> str:
+    """What reading zstd takes, for error messages.
+
+    A .par (loaded by zipimport) sees the standard library and its own
+    files only, so an installed backports.zstd would not help it.
+    """
+    import zipimport  # pylint: disable=import-outside-toplevel
+    if isinstance(globals().get('__loader__'), zipimport.zipimporter):
+        return 'Python 3.14 or later, or the zstd command on PATH'
+    return ('Python 3.14 or later, the backports.zstd package, or the zstd '
+            'command on PATH')
+
+
+ZSTD_NEEDS = _zstd_needs()
 
 
 def _read_head(reader, n: int) -> bytes:
