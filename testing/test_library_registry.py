@@ -119,3 +119,45 @@ def test_save_uncompressed_writes_layer_tars_and_diff_ids(registry, pushed,
     assert sorted(p.name for p in (tmp_path / 'u').iterdir()) == [
         '000.sha256', '000.tar', '001.sha256', '001.tar', 'config.json',
         'digest', 'manifest.json']
+
+
+def _finishes(work, seconds: float = 60):
+    """Runs WORK on a thread; fails the test if it hangs (rather than hanging)."""
+    import threading
+    outcome = []
+
+    def run():
+        try:
+            outcome.append(('ok', work()))
+        except BaseException as e:  # pylint: disable=broad-except
+            outcome.append(('raised', e))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert outcome, 'still running after %d s' % seconds
+    kind, value = outcome[0]
+    if kind == 'raised':
+        raise value
+    return value
+
+
+def test_one_bare_httplib2_shared_by_threads(registry, pushed, repo_name, tmp_path):
+    """A bare httplib2.Http (what rules_docker passes) is not thread-safe:
+    saves and pushes with threads > 1 on it must still finish, correctly."""
+    from containerregistry.client.v2_2 import docker_session
+    from containerregistry.client.v2_2 import save
+    transport = httplib2.Http()
+    name = docker_name.Tag(pushed.by_tag)
+    with docker_image.FromRegistry(name, docker_creds.Anonymous(),
+                                   transport) as img:
+        _, layers = _finishes(lambda: save.fast(img, str(tmp_path / 'f'),
+                                                threads=4))
+        assert [open(p, 'rb').read() for _, p in layers] == [
+            l.blob for l in pushed.layers]
+        copy = docker_name.Tag('%s/%s:copy' % (registry.host, repo_name))
+        with docker_session.Push(copy, docker_creds.Anonymous(), transport,
+                                 threads=4) as session:
+            _finishes(lambda: session.upload(img))
+    status, headers, body = images.Client(registry).request(
+        'GET', repo_name, 'manifests/copy', headers={'Accept': pushed.media_type})
+    assert status == 200 and body == pushed.manifest

@@ -6,7 +6,10 @@ here also accept an object with a `stream()` call that returns the body as a
 file-like reader; `streaming()` adapts an httplib2-shaped object to that
 interface with buffered reads, so existing callers keep working.
 """
+import contextlib
 import io
+import threading
+import weakref
 from typing import BinaryIO, Mapping, Optional, Protocol, Tuple, Union
 
 Body = Union[None, bytes, BinaryIO]
@@ -50,19 +53,43 @@ class StreamingTransport(Protocol):
                ) -> Tuple[Response, Reader]: ...
 
 
+# One lock per bare httplib2.Http object, whichever adapters wrap it.
+_LOCKS: 'weakref.WeakKeyDictionary' = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _exclusive(transport):
+    """A lock that serialises requests on TRANSPORT if it needs one.
+
+    An httplib2.Http keeps one connection per host and is not thread-safe:
+    two threads on it (a save or push with threads > 1, as rules_docker's
+    bare `httplib2.Http()` allows) read each other's responses or hang.
+    Pools (`transport_pool.Http`) and other transports are left alone.
+    """
+    if not type(transport).__module__.startswith('httplib2'):
+        return contextlib.nullcontext()
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(transport)
+        if lock is None:
+            lock = _LOCKS[transport] = threading.Lock()
+    return lock
+
+
 class BufferedStreams:
     """Gives an httplib2-shaped transport a `stream()` that buffers the body."""
 
     def __init__(self, transport):
         self._transport = transport
+        self._lock = _exclusive(transport)
 
     def request(self, uri: str, method: str = 'GET', body: Body = None,
                 headers: Optional[Mapping[str, str]] = None
                 ) -> Tuple[Response, bytes]:
         if body is not None and not isinstance(body, (bytes, bytearray)):
             body = body.read()
-        resp, content = self._transport.request(
-            uri, method=method, body=body, headers=dict(headers or {}))
+        with self._lock:
+            resp, content = self._transport.request(
+                uri, method=method, body=body, headers=dict(headers or {}))
         if not isinstance(resp, Response):
             resp = Response(resp.status, resp, getattr(resp, 'reason', ''))
         return resp, content
