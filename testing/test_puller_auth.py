@@ -162,3 +162,25 @@ def test_tls_verified_by_default(tls_registry, repo_name, pull):
     pushed = _image(tls_registry, repo_name, 395)
     line = pull.assert_failed(pull(_tls_name(tls_registry, pushed)))
     assert 'certificate' in line.lower()
+
+
+def test_https_registry_with_a_plain_http_token_realm(repo_name, pull, tmp_path,
+                                                      tool_env):
+    """Credentials never go to a plain-http realm of an https registry: the
+    pull fails in one line, while anonymous pulls of public repositories
+    (no credentials to send) still work."""
+    registry = reg.start_registry(auth='token', tls=True)
+    try:
+        public = reg.PUBLIC_PREFIX + repo_name.split('/', 1)[1]
+        pushed = images.push_image(registry, public + ':t', [images.make_layer(351)])
+        env = dict(tool_env, SSL_CERT_FILE=registry.ca_path)
+        name = '%s/%s:t' % (registry.tls_host, public)
+        cfg = reg.docker_config(str(tmp_path / 'cfg'),
+                                auths={registry.tls_host: registry.creds})
+        line = pull.assert_failed(pull(name, '--client-config-dir', cfg, env=env),
+                                  'Refusing to send credentials',
+                                  'plain-http token realm http://')
+        assert registry.password not in line
+        pull.assert_pulled(pull(name, env=env), pushed)
+    finally:
+        registry.stop()

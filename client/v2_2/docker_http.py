@@ -290,7 +290,7 @@ class Transport:
         if ((identity_token or auth)
                 and urllib.parse.urlsplit(self._realm).scheme != 'https'
                 and Scheme(self._name.registry) == 'https'):
-            raise BadStateException(
+            raise TokenRefreshException(
                 'Refusing to send credentials for %s to the plain-http token '
                 'realm %s' % (self._name.registry, self._realm))
         if identity_token:
