@@ -158,8 +158,8 @@ class FromDisk(docker_image.DockerImage):
             digest, size = layer.get('digest'), layer.get('size')
             if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
                 raise ForeignManifestError(
-                    'foreign layer %d has an invalid digest %s (want sha256: '
-                    'and 64 lowercase hex characters)'
+                    'foreign layer %d has an invalid digest %s (want '
+                    'sha256:<64 hex> or sha512:<128 hex>, lowercase)'
                     % (index, json.dumps(digest)[:100]))
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise ForeignManifestError(
