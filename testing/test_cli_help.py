@@ -312,41 +312,22 @@ def test_fatal_message_without_args_is_literal(caplog):
     assert caplog.records[0].getMessage() == '100% done'
 
 
-def test_run_turns_interrupt_into_130(capsys, monkeypatch):
-    """Ctrl-C unwinds the tool (its cleanup runs), then ends the process
-    without waiting for threads (os._exit), with 130 and one line."""
+@pytest.mark.parametrize('sig, status, line', [
+    (signal.SIGINT, 130, 'Interrupted.\n'),
+    (signal.SIGTERM, 143, 'Terminated.\n'),
+], ids=['ctrl-c', 'sigterm'])
+def test_run_unwinds_on_a_stop_signal(capsys, monkeypatch, sig, status, line):
+    """Ctrl-C or SIGTERM unwinds the tool (its cleanup runs, past `except
+    Exception`), then ends the process without waiting for threads
+    (os._exit), with one line."""
     monkeypatch.delenv('BUILD_WORKING_DIRECTORY', raising=False)
-    before = signal.getsignal(signal.SIGINT)
-    cleaned = []
-
-    def main():
-        try:
-            os.kill(os.getpid(), signal.SIGINT)
-            time.sleep(30)
-        finally:
-            cleaned.append('finally')
-
-    def exit_now(code):
-        raise SystemExit(code)
-    monkeypatch.setattr(cli.os, '_exit', exit_now)
-    with pytest.raises(SystemExit) as exit_info:
-        cli.run(main)
-    assert exit_info.value.code == 130
-    assert capsys.readouterr().err == 'Interrupted.\n'
-    assert cleaned == ['finally']
-    assert signal.getsignal(signal.SIGINT) == before
-
-
-def test_run_turns_sigterm_into_143(capsys, monkeypatch):
-    """SIGTERM unwinds the tool (its cleanup runs), past `except Exception`."""
-    monkeypatch.delenv('BUILD_WORKING_DIRECTORY', raising=False)
-    before = signal.getsignal(signal.SIGTERM)
+    before = signal.getsignal(sig)
     cleaned = []
 
     def main():
         try:
             try:
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(os.getpid(), sig)
                 time.sleep(30)
             except Exception:  # pylint: disable=broad-except
                 cleaned.append('caught by the tool')
@@ -358,10 +339,10 @@ def test_run_turns_sigterm_into_143(capsys, monkeypatch):
     monkeypatch.setattr(cli.os, '_exit', exit_now)
     with pytest.raises(SystemExit) as exit_info:
         cli.run(main)
-    assert exit_info.value.code == 143
-    assert capsys.readouterr().err == 'Terminated.\n'
+    assert exit_info.value.code == status
+    assert capsys.readouterr().err == line
     assert cleaned == ['finally']
-    assert signal.getsignal(signal.SIGTERM) == before
+    assert signal.getsignal(sig) == before
     # The grace timer went with the tool's return.
     assert not [t for t in threading.enumerate()
                 if isinstance(t, threading.Timer) and t.is_alive()]
