@@ -265,10 +265,9 @@ def _count_message(args: argparse.Namespace, err) -> str:
 
 
 def _digest_file_hex(path: str) -> str:
-    """The hex a digest file holds (open_image has checked its form)."""
-    with open(path, 'r', encoding='utf8') as f:
-        text = f.read().strip()
-    return text[len('sha256:'):] if text.startswith('sha256:') else text
+    """The bare hex a digest file holds (open_image has checked its form)."""
+    from containerregistry.client.v2_2 import disk_image
+    return disk_image.read_digest_file(path).split(':', 1)[1]
 
 
 def _mismatched_layer(args: argparse.Namespace) -> Optional[str]:

@@ -58,7 +58,7 @@ _SHA256_HEX = re.compile(r'[0-9a-f]{64}')
 _DIGEST = re.compile(r'sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128}')
 
 
-def _read_hex(path: str) -> str:
+def read_digest_file(path: str) -> str:
     """'sha256:' + the hex in PATH (whitespace and a 'sha256:' prefix ok).
 
     Anything else would only be refused later, by the registry, in terms
@@ -112,7 +112,7 @@ class FromDisk(docker_image.DockerImage):
         self._layers: List[str] = []
         self._layer_to_filename: Dict[str, str] = {}
         for name_file, content_file in layers:
-            digest = _read_hex(name_file)
+            digest = read_digest_file(name_file)
             known = self._layer_to_filename.get(digest)
             if known is not None and known != content_file:
                 # Two files claim one digest: only one can be served, so
@@ -124,7 +124,7 @@ class FromDisk(docker_image.DockerImage):
         self._uncompressed_layer_to_filename: Dict[str, str] = {}
         self._uncompressed_count = len(uncompressed_layers or [])
         for name_file, content_file in uncompressed_layers or []:
-            self._uncompressed_layer_to_filename[_read_hex(name_file)] = (
+            self._uncompressed_layer_to_filename[read_digest_file(name_file)] = (
                 content_file)
         self._foreign_layers = self._parse_foreign(foreign_layers_manifest)
         self._legacy_base: Optional[tarball_image.FromTarball] = None

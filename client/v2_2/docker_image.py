@@ -9,7 +9,7 @@ it, the rest fall back to `blob()`.
 import abc
 import io
 import json
-from typing import Any, List, NamedTuple, Optional, Set
+from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
@@ -109,6 +109,25 @@ class DockerImage(metaclass=abc.ABCMeta):
     def config_blob(self) -> str:
         manifest = json.loads(self.manifest())
         return manifest['config']['digest']
+
+    def descriptor_sizes(self) -> Dict[str, int]:
+        """Digest -> size, as the manifest's config and layer descriptors
+        give them (what a blob read or skipped must measure)."""
+        try:
+            manifest = json.loads(self.manifest())
+        except ValueError:
+            return {}
+        if not isinstance(manifest, dict):
+            return {}
+        sizes: Dict[str, int] = {}
+        for desc in [manifest.get('config')] + list(manifest.get('layers') or []):
+            if not isinstance(desc, dict):
+                continue
+            digest, size = desc.get('digest'), desc.get('size')
+            if (isinstance(digest, str) and isinstance(size, int)
+                    and not isinstance(size, bool)):
+                sizes[digest] = size
+        return sizes
 
     def blob_set(self) -> Set[str]:
         """The unique set of blobs that compose this image."""

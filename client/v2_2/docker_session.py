@@ -11,11 +11,10 @@ started again after a pause (Retry-After when given).
 """
 import concurrent.futures
 import io
-import json
 import logging
 import time
 import urllib.parse
-from typing import (Callable, Dict, Optional, Sequence, Tuple, TypeVar,
+from typing import (Callable, Optional, Sequence, Tuple, TypeVar,
                     Union)
 
 from containerregistry.client import docker_creds
@@ -96,25 +95,6 @@ class BlobSizeError(ValueError):
         self.digest = digest
         self.listed = listed
         self.found = found
-
-
-def _listed_sizes(image: docker_image.DockerImage) -> Dict[str, int]:
-    """Digest -> size, as the manifest's config and layer descriptors give it."""
-    try:
-        manifest = json.loads(image.manifest())
-    except ValueError:
-        return {}
-    if not isinstance(manifest, dict):
-        return {}
-    sizes: Dict[str, int] = {}
-    for desc in [manifest.get('config')] + list(manifest.get('layers') or []):
-        if not isinstance(desc, dict):
-            continue
-        digest, size = desc.get('digest'), desc.get('size')
-        if (isinstance(digest, str) and isinstance(size, int)
-                and not isinstance(size, bool)):
-            sizes[digest] = size
-    return sizes
 
 
 def _extract_digest(location: str, digest: str) -> str:
@@ -323,7 +303,7 @@ class Push:
 
     def _upload_blobs(self, image: docker_image.DockerImage) -> None:
         digests = sorted(image.distributable_blob_set())
-        sizes = _listed_sizes(image)
+        sizes = image.descriptor_sizes()
         if self._threads <= 1:
             for digest in digests:
                 self._upload_one(image, digest, sizes.get(digest))

@@ -291,15 +291,6 @@ class _Cache:
         return path
 
 
-def _layer_sizes(image: docker_image.DockerImage) -> Dict[str, int]:
-    try:
-        layers = json.loads(image.manifest()).get('layers', [])
-    except (ValueError, AttributeError):
-        return {}
-    return {d['digest']: d['size'] for d in layers
-            if isinstance(d.get('size'), int) and 'digest' in d}
-
-
 def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
     """Runs TASKS on THREADS threads; the first failure stops the rest.
 
@@ -360,7 +351,7 @@ def _blob_fetcher(image: docker_image.DockerImage,
     hardlinked (or copied) into place.
     """
     cache = _Cache(cache_directory) if cache_directory else None
-    sizes = _layer_sizes(image)
+    sizes = image.descriptor_sizes()
 
     def download(digest: str, what: str) -> Callable[[str], None]:
         def run(dest: str) -> None:
