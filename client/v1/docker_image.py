@@ -6,7 +6,8 @@ form survives in the v1 half of docker-save tarballs (`<id>/json`,
 `<id>/layer.tar`, `repositories`), which rules_docker still reads and
 writes through `FromShardedTarball` and `save`.
 
-The v1 registry protocol (upstream's `FromRegistry`) is dead and not here.
+`FromRegistry` reads an image over the v1 registry protocol, which no
+maintained registry serves any more; `docker_http` describes it.
 """
 import abc
 import hashlib
@@ -17,7 +18,9 @@ import tarfile
 import threading
 from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
+from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
+from containerregistry.client.v1 import docker_http
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import tarball_image
 
@@ -270,6 +273,119 @@ class FromTarball(FromShardedTarball):
         except BaseException:
             self._workdir.cleanup()
             raise
+
+
+class FromRegistry(DockerImage):
+    """A v1 image on a v1 registry, read over the v1 protocol.
+
+    Entering it opens the session: the index (NAME's registry) gets
+    BASIC_CREDS once and names the endpoint and token that serve the
+    images; the repository's tags are read then. NAME is a Tag for `top()`,
+    or a Repository to list tags. Layers are fetched whole on each call;
+    JSON and ancestries are kept.
+    """
+
+    def __init__(self, name: docker_name.Repository,
+                 basic_creds: docker_creds.Provider, transport):
+        self._name = name
+        self._creds = basic_creds
+        self._transport = transport
+        self._tags: Dict[str, str] = {}
+        self._endpoint = ''
+        self._token_creds: docker_creds.Provider = docker_creds.Anonymous()
+        self._lock = threading.Lock()
+        self._json: Dict[str, str] = {}
+        self._ancestry: Dict[str, List[str]] = {}
+
+    def _get(self, url: str, max_bytes: Optional[int]) -> bytes:
+        return docker_http.Request(self._transport, url, self._token_creds,
+                                   [200], max_bytes=max_bytes)[1]
+
+    def _document(self, url: str) -> Tuple[str, Any]:
+        """The text at URL (capped, UTF-8) and its parsed JSON."""
+        content = self._get(url, docker_http.MAX_DOCUMENT_BYTES)
+        try:
+            text = content.decode('utf8')
+            return text, json.loads(text)
+        except ValueError as e:
+            raise docker_http.BadStateException(
+                'GET %s: not JSON (%s)' % (url, e)) from e
+
+    def top(self) -> str:
+        if not isinstance(self._name, docker_name.Tag):
+            raise ValueError('%s names no tag, so it has no top layer'
+                             % self._name)
+        try:
+            return self._tags[self._name.tag]
+        except KeyError:
+            raise KeyError('%s: no such tag in %s (tags: %s)' % (
+                self._name.tag, self._name.as_repository(),
+                ', '.join(sorted(self._tags)) or 'none')) from None
+
+    def repositories(self) -> Dict[str, Dict[str, str]]:
+        return {self._name.repository: self._tags}
+
+    def tags(self) -> List[str]:
+        """The tags of the repository."""
+        return list(self.raw_tags().keys())
+
+    def raw_tags(self) -> Dict[str, str]:
+        """`{tag: layer id}` of the repository."""
+        return self._tags
+
+    def json(self, layer_id: str) -> str:
+        with self._lock:
+            cached = self._json.get(layer_id)
+        if cached is not None:
+            return cached
+        text, metadata = self._document(
+            docker_http.ImageUrl(self._endpoint, layer_id, 'json'))
+        if not isinstance(metadata, dict) or metadata.get('id') != layer_id:
+            raise docker_http.BadStateException(
+                '%s: the JSON served for image %s is not its own'
+                % (self._endpoint, layer_id))
+        with self._lock:
+            self._json[layer_id] = text
+        return text
+
+    def layer(self, layer_id: str) -> bytes:
+        return self._get(docker_http.ImageUrl(self._endpoint, layer_id,
+                                              'layer'), None)
+
+    def ancestry(self, layer_id: str) -> List[str]:
+        with self._lock:
+            cached = self._ancestry.get(layer_id)
+        if cached is not None:
+            return list(cached)
+        _, chain = self._document(
+            docker_http.ImageUrl(self._endpoint, layer_id, 'ancestry'))
+        if (not isinstance(chain, list) or not chain or chain[0] != layer_id
+                or not all(isinstance(i, str) for i in chain)):
+            raise docker_http.BadStateException(
+                '%s: the ancestry served for image %s does not start with it'
+                % (self._endpoint, layer_id))
+        with self._lock:
+            self._ancestry[layer_id] = chain
+        return list(chain)
+
+    def __enter__(self) -> 'FromRegistry':
+        registry = self._name.registry
+        index = '%s://%s/v1/repositories/%s/' % (
+            docker_http.Scheme(registry), registry, self._name.repository)
+        resp, _ = docker_http.Request(
+            self._transport, index + 'images', self._creds, [200],
+            max_bytes=docker_http.MAX_DOCUMENT_BYTES)
+        self._endpoint, self._token_creds = docker_http.EndpointAccess(
+            resp, registry, self._creds)
+        url = '%s/v1/repositories/%s/tags' % (self._endpoint,
+                                              self._name.repository)
+        _, tags = self._document(url)
+        if not isinstance(tags, dict) or not all(
+                isinstance(v, str) for v in tags.values()):
+            raise docker_http.BadStateException(
+                'GET %s: not a JSON object of tags to image ids' % url)
+        self._tags = tags
+        return self
 
 
 def _tar_of(name: str, data: bytes) -> bytes:
