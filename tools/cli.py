@@ -81,6 +81,21 @@ def new_parser(prog: str, description: str,
     return parser
 
 
+def rename(parser: argparse.ArgumentParser, prog: str) -> None:
+    """Gives a tool's parser another program name, its usage text otherwise
+    unchanged: continuation lines keep their alignment under the first
+    flag."""
+    old = parser.prog
+    shift = len(prog) - len(old)
+    first, *rest = parser.usage.split('\n')
+    if first.startswith(old):
+        first = prog + first[len(old):]
+    rest = [' ' * (len(line) - len(line.lstrip()) + shift) + line.lstrip()
+            for line in rest]
+    parser.prog = prog
+    parser.usage = '\n'.join([first] + rest)
+
+
 def chdir_to_caller() -> None:
     """Under `bazel run`, resolves relative paths against the caller's cwd.
 

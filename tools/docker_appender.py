@@ -16,7 +16,8 @@ from containerregistry.tools import logging_setup
 
 USAGE = """appender.par [-h] --src-image SRC_IMAGE --tarball TARBALL --dst-image
                     DST_IMAGE [--stderrthreshold STDERRTHRESHOLD]
-                    [--client-config-dir CLIENT_CONFIG_DIR]"""
+                    [--client-config-dir CLIENT_CONFIG_DIR]
+                    [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
     prog='appender.par',
@@ -41,6 +42,8 @@ parser.add_argument(
     '--client-config-dir', action='store',
     help=('The path to the directory where the client configuration files '
           'are located. Overiddes the value from DOCKER_CONFIG'))
+
+logging_setup.DefineLogFileArg(parser)
 
 _THREADS = 8
 

@@ -20,7 +20,8 @@ USAGE = """flatten.par [-h] [--tarball TARBALL] [--config CONFIG]
                    [--digest DIGEST] [--layer LAYER]
                    [--uncompressed_layer UNCOMPRESSED_LAYER]
                    [--diff_id DIFF_ID] [--filesystem FILESYSTEM]
-                   [--metadata METADATA] [--stderrthreshold STDERRTHRESHOLD]"""
+                   [--metadata METADATA] [--stderrthreshold STDERRTHRESHOLD]
+                   [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
     prog='flatten.par',
@@ -60,6 +61,8 @@ parser.add_argument(
     help='The name of where to write the container startup metadata.')
 
 logging_setup.DefineCommandLineArgs(parser)
+
+logging_setup.DefineLogFileArg(parser)
 
 _ERROR = 'Error flattening image: %s'
 

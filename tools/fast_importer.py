@@ -17,7 +17,8 @@ from containerregistry.tools import errors
 from containerregistry.tools import logging_setup
 
 USAGE = """importer.par [-h] --tarball TARBALL [--format {tar,tar.gz}] --directory
-                    DIRECTORY [--stderrthreshold STDERRTHRESHOLD]"""
+                    DIRECTORY [--stderrthreshold STDERRTHRESHOLD]
+                    [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
     prog='importer.par',
@@ -38,6 +39,8 @@ parser.add_argument(
     help="Where to save the image's files.")
 
 logging_setup.DefineCommandLineArgs(parser)
+
+logging_setup.DefineLogFileArg(parser)
 
 _THREADS = 32
 

@@ -18,7 +18,8 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--features [FEATURES [FEATURES ...]]]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
-                   [--cache CACHE] [--format {fast,oci}]"""
+                   [--cache CACHE] [--format {fast,oci}]
+                   [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
     prog='puller.par',
@@ -54,6 +55,8 @@ parser.add_argument(
           'manifest.json and numbered layers, as rules_docker reads them) or '
           '"oci" (an OCI image layout, for skopeo, umoci and other OCI '
           'tools).'))
+
+logging_setup.DefineLogFileArg(parser)
 
 _THREADS = 8
 

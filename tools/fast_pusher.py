@@ -28,7 +28,8 @@ USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
                    [--manifest MANIFEST] [--digest DIGEST] [--layer LAYER]
                    [--stamp-info-file STAMP_INFO_FILE] [--oci]
                    [--client-config-dir CLIENT_CONFIG_DIR]
-                   [--stderrthreshold STDERRTHRESHOLD]"""
+                   [--stderrthreshold STDERRTHRESHOLD]
+                   [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
     prog='pusher.par',
@@ -75,6 +76,8 @@ parser.add_argument(
           'are located. Overiddes the value from DOCKER_CONFIG'))
 
 logging_setup.DefineCommandLineArgs(parser)
+
+logging_setup.DefineLogFileArg(parser)
 
 _THREADS = 8
 

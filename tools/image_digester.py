@@ -15,7 +15,8 @@ from containerregistry.tools import logging_setup
 USAGE = """digester.par [-h] [--tarball TARBALL] --output-digest OUTPUT_DIGEST
                     [--config CONFIG] [--manifest MANIFEST] [--digest DIGEST]
                     [--layer LAYER] [--oci]
-                    [--stderrthreshold STDERRTHRESHOLD]"""
+                    [--stderrthreshold STDERRTHRESHOLD]
+                    [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
     prog='digester.par',
@@ -51,6 +52,8 @@ parser.add_argument(
     help='Image has an OCI Manifest.')
 
 logging_setup.DefineCommandLineArgs(parser)
+
+logging_setup.DefineLogFileArg(parser)
 
 
 def write_atomically(path: str, text: str) -> None:

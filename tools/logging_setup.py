@@ -7,8 +7,9 @@ microseconds, as upstream's did.
 """
 import argparse
 import logging
+import os
 import sys
-from typing import Optional, Union
+from typing import Dict, Optional, Union
 
 FORMAT = ('%(shortlevel)s%(asctime)s.%(time_millis)06d %(process_str)s '
           '%(filename)s:%(lineno)d] %(message)s')
@@ -89,6 +90,22 @@ def DefineCommandLineArgs(argparser: argparse.ArgumentParser) -> None:
         help='Write log events at or above this level to stderr.')
 
 
+def DefineLogFileArg(argparser: argparse.ArgumentParser) -> None:
+    """Adds --log-file, which Init() honours (the tools add it after their
+    other flags)."""
+    argparser.add_argument(
+        '--log-file', action='store', metavar='LOG_FILE',
+        help=('Also append log events at or above the --stderrthreshold '
+              'level to this file, which several processes may share and '
+              'which rotates at %d MiB, keeping %d old files.'
+              % (LOG_FILE_MAX_BYTES >> 20, LOG_FILE_BACKUPS)))
+
+
+# When a --log-file rotates, and how many rotated files it keeps.
+LOG_FILE_MAX_BYTES = 10 << 20
+LOG_FILE_BACKUPS = 5
+
+
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever sys.stderr is at emit time (it may be replaced)."""
 
@@ -105,6 +122,8 @@ class _StderrHandler(logging.StreamHandler):
 
 
 _handler: Optional[logging.Handler] = None
+# The --log-file handlers made so far, by absolute path.
+_file_handlers: Dict[str, logging.Handler] = {}
 
 
 def Init(args: Optional[argparse.Namespace] = None) -> None:
@@ -125,3 +144,33 @@ def Init(args: Optional[argparse.Namespace] = None) -> None:
     threshold = getattr(args, 'stderrthreshold', None) if args else None
     if threshold is not None and threshold != '':
         root.setLevel(ParseLevel(threshold))
+    log_file = getattr(args, 'log_file', None) if args else None
+    if log_file:
+        path = os.path.abspath(log_file)
+        if path not in _file_handlers:
+            _file_handlers[path] = _file_handler(log_file, path)
+        if _file_handlers[path] not in root.handlers:
+            root.addHandler(_file_handlers[path])
+
+
+def _file_handler(given: str, path: str) -> logging.Handler:
+    """A glog-format handler appending to PATH (GIVEN as the user wrote it), safe to share between
+    processes (concurrent-log-handler locks the file around each record and
+    each rotation). Imported only here, so tools without --log-file do not
+    load it. A file that cannot be opened is one error line and status 1.
+    """
+    from concurrent_log_handler import ConcurrentRotatingFileHandler
+    try:
+        # The handler opens the file on first use and would report a bad
+        # path with a traceback per record: open it once here instead.
+        with open(path, 'a', encoding='utf-8'):
+            pass
+        handler = ConcurrentRotatingFileHandler(
+            path, maxBytes=LOG_FILE_MAX_BYTES,
+            backupCount=LOG_FILE_BACKUPS, encoding='utf-8')
+    except OSError as e:
+        sys.stderr.write('error: cannot open log file %s: %s\n'
+                         % (given, e.strerror or e))
+        sys.exit(1)
+    handler.setFormatter(Formatter())
+    return handler
