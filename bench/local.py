@@ -94,7 +94,7 @@ def check_import(out: str, image: common.DirImage, fmt: str, same_blobs: bool) -
     digests = [l['digest'] for l in manifest['layers']]
     if same_blobs and digests != image.layer_digests:
         raise RuntimeError('gzipped layers changed on import: %s' % digests)
-    for i, (digest, diff_id, _) in enumerate(image.layers):
+    for i, (_, diff_id, _) in enumerate(image.layers):
         with open(os.path.join(out, '%03d.sha256' % i)) as f:
             hex_ = f.read()
         want = (diff_id if fmt == 'tar' else digests[i]).split(':')[1]
@@ -133,7 +133,8 @@ def check_flatten(path: str, image: common.DirImage, shape: common.Shape) -> Non
 class Group:
     """Commands compared in one group, each run into a fresh directory."""
 
-    def __init__(self, name: str, work: str, commands: Dict[str, Callable[[str], Tuple[List[str], dict]]],
+    def __init__(self, name: str, work: str,
+                 commands: Dict[str, Callable[[str], Tuple[List[str], dict]]],
                  checks: Dict[str, Callable[[str], None]], data_bytes: int,
                  warmup: bool = True):
         self.name = name

@@ -46,7 +46,8 @@ def unpack(wheel_dir: str, site: str) -> dict:
             for member in sorted(z.namelist()):
                 if member.endswith('/') or not _wanted(member):
                     continue
-                if not _SAFE_PATH.match(member) or member.startswith('/') or '..' in member.split('/'):
+                if (not _SAFE_PATH.match(member) or member.startswith('/')
+                        or '..' in member.split('/')):
                     raise SystemExit('%s: file name not usable: %r' % (wheel, member))
                 data = z.read(member)
                 path = os.path.join(site, member)

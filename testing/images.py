@@ -394,7 +394,8 @@ def skopeo(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def cred_args(registry, flag: str) -> List[str]:
     """`--FLAG-creds user:pass` or `--FLAG-no-creds` for REGISTRY."""
     if registry.username:
-        return ['--%s' % '-'.join(filter(None, [flag, 'creds'])), '%s:%s' % (registry.username, registry.password)]
+        return ['--%s' % '-'.join(filter(None, [flag, 'creds'])),
+                '%s:%s' % (registry.username, registry.password)]
     return []
 
 

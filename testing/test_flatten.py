@@ -9,6 +9,7 @@ uncompressed layers, both, a docker-save tarball (written by skopeo) and a
 tarball base with layers on top.
 """
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -168,7 +169,7 @@ def tar_tree(path: str) -> Tuple[Tree, Dict[str, tarfile.TarInfo]]:
                 kind = 'reg'
                 digest = hashlib.sha256()
                 reader = tar.extractfile(m)
-                for chunk in iter(lambda: reader.read(1 << 20), b''):
+                for chunk in iter(functools.partial(reader.read, 1 << 20), b''):
                     digest.update(chunk)
                 data = digest.hexdigest()
             else:

@@ -335,7 +335,7 @@ def bad_inputs(tmp_path) -> Dict[str, tuple]:
 
     path = str(tmp_path / 'two.tar')
     with tarfile.open(path, 'w') as tar:
-        for i, tag in enumerate(['r/a:1', 'r/b:2']):
+        for i in range(2):
             add_member(tar, 'c%d.json' % i, config_for(tars[i:i + 1]))
             add_member(tar, 'l%d.tar' % i, tars[i])
         add_member(tar, 'repositories', json.dumps(

@@ -87,8 +87,9 @@ def test_push_from_tarball_sends_checked_ranges(registry, repo_name, tmp_path):
     with tarfile.open(path, 'w') as tar:
         for name, data in [('c.json', config), ('pad', b'x' * 1000), ('a.tar.gz', gz),
                            ('b.tar', tars[1]),
-                           ('manifest.json', json.dumps([{'Config': 'c.json',
-                                                          'Layers': ['a.tar.gz', 'b.tar']}]).encode())]:
+                           ('manifest.json', json.dumps([{
+                               'Config': 'c.json',
+                               'Layers': ['a.tar.gz', 'b.tar']}]).encode())]:
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))

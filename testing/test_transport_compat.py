@@ -103,7 +103,7 @@ def test_nested_streams_only_if_source_does():
     resp, reader = t.stream('http://h/blob', 'GET')
     assert (resp, reader.read()) == ('r', b'data')
     with pytest.raises(AttributeError):
-        nested.NestedTransport(Scripted()).no_such_thing
+        _ = nested.NestedTransport(Scripted()).no_such_thing
 
 
 # --- retry ----------------------------------------------------------------
