@@ -77,6 +77,7 @@ def for_url(scheme: str, host: str) -> Optional[Proxy]:
     import urllib.request  # pylint: disable=import-outside-toplevel
     proxies = urllib.request.getproxies_environment()
     value = proxies.get(scheme)
-    if not value or urllib.request.proxy_bypass_environment(host, proxies):
+    if not value or urllib.request.proxy_bypass_environment(  # type: ignore[attr-defined]
+            host, proxies):
         return None
     return parse(value)

@@ -21,7 +21,7 @@ class Response(dict):
     Shaped like httplib2's response: a mapping with `.status` and `.reason`.
     """
 
-    def __init__(self, status: int, headers: Mapping[str, str] = (),
+    def __init__(self, status: int, headers: Mapping[str, str] = {},  # noqa: B006 (never changed)
                  reason: str = ''):
         super().__init__((k.lower(), v) for k, v in dict(headers).items())
         self.status = int(status)

@@ -10,7 +10,7 @@ Registries sign anew on every GET, so only the payload is stable.
 import base64
 import binascii
 import json
-from typing import Any, Dict, List, Tuple, TypeVar, Union
+from typing import Any, Dict, List, Tuple, TypeVar, Union, overload
 
 from containerregistry.client import docker_name
 
@@ -55,7 +55,20 @@ def _ExtractCommonProtectedRegion(
     return region
 
 
-def DetachSignatures(manifest: _Text) -> Tuple[_Text, List[Dict[str, Any]]]:
+@overload
+def DetachSignatures(manifest: str) -> Tuple[str, List[Dict[str, Any]]]: ...
+
+
+@overload
+def DetachSignatures(manifest: bytes) -> Tuple[bytes, List[Dict[str, Any]]]: ...
+
+
+@overload
+def DetachSignatures(manifest: Union[str, bytes]
+                     ) -> Tuple[Union[str, bytes], List[Dict[str, Any]]]: ...
+
+
+def DetachSignatures(manifest):
     """Splits a signed manifest into (signed payload, signatures).
 
     The payload has the type of MANIFEST (str or bytes); `formatLength`

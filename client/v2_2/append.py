@@ -24,7 +24,7 @@ import tarfile
 import tempfile
 import weakref
 import zlib
-from typing import BinaryIO, Callable, Optional, Union
+from typing import BinaryIO, Callable, Optional, Union, cast
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
@@ -104,12 +104,13 @@ def _read_tar(reader, what: str,
     header = _header_class()
     opened = False
     try:
-        with tarfile.open(fileobj=watched, mode='r|', tarinfo=header,
+        # Stream mode only ever calls read().
+        with tarfile.open(fileobj=cast(BinaryIO, watched), mode='r|', tarinfo=header,
                           bufsize=_TAR_BUFFER) as tar:
             opened = True
             while tar.next() is not None:
                 # Stream mode never looks back: keep no member list.
-                del tar.members[:]
+                del tar.members[:]  # type: ignore[attr-defined]
             end = tar.offset
     except tarfile.TarError as e:
         if watched.error is not None:
@@ -194,7 +195,7 @@ class Layer(docker_image.DockerImage):
         self._blob_path: Optional[str] = None
         self._blob_sum: Optional[str] = None
         self._blob_size = 0
-        self._cleanup = None
+        self._cleanup: Optional[weakref.finalize] = None
 
         manifest = json.loads(self._base.manifest())
         config = json.loads(self._base.config_file())
@@ -251,6 +252,7 @@ class Layer(docker_image.DockerImage):
                 io.BytesIO(data), not diff_id, 'the layer')
             return diff_id or computed
 
+        assert tar_gz is not None  # _load is called only with a layer
         path = os.fspath(tar_gz)
         try:
             with open(path, 'rb') as f:
@@ -314,6 +316,7 @@ class Layer(docker_image.DockerImage):
         if self._own(digest):
             if self._blob_bytes is not None:
                 return io.BytesIO(self._blob_bytes)
+            assert self._blob_path is not None  # set with _blob_sum
             return open(self._blob_path, 'rb')  # pylint: disable=consider-using-with
         if digest == self._config_digest:
             return io.BytesIO(self._config_file.encode('utf8'))

@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 import threading
 import zlib
-from typing import Any, BinaryIO, Callable, Iterator, Optional, Tuple
+from typing import Any, BinaryIO, Callable, Iterator, Optional, Tuple, cast
 
 from containerregistry.client.v2_2 import inflater
 
@@ -484,6 +484,9 @@ class _CommandZstd(io.RawIOBase):
         self._proc = subprocess.Popen(  # pylint: disable=consider-using-with
             [command, '-d', '-c', '-q'], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=self._stderr)
+        # Both are pipes (PIPE above); stdout is a buffered reader.
+        self._stdin = cast(BinaryIO, self._proc.stdin)
+        self._stdout = cast(io.BufferedReader, self._proc.stdout)
         self._error: Optional[BaseException] = None
         self._finished = False
         self._feeder = threading.Thread(target=self._feed, daemon=True,
@@ -496,14 +499,14 @@ class _CommandZstd(io.RawIOBase):
                 chunk = self._raw.read(_CHUNK)
                 if not chunk:
                     break
-                self._proc.stdin.write(chunk)
+                self._stdin.write(chunk)
         except BrokenPipeError:
             pass  # zstd stopped reading; its exit status says why
         except BaseException as e:  # pylint: disable=broad-except
             self._error = e
         finally:
             try:
-                self._proc.stdin.close()
+                self._stdin.close()
             except OSError:
                 pass
 
@@ -513,7 +516,7 @@ class _CommandZstd(io.RawIOBase):
     def readinto(self, buffer) -> int:
         if self._finished:
             return 0
-        n = self._proc.stdout.readinto1(buffer)
+        n = self._stdout.readinto1(buffer)
         if n:
             return n
         self._finished = True
@@ -534,7 +537,7 @@ class _CommandZstd(io.RawIOBase):
         try:
             if self._proc.poll() is None:
                 self._proc.kill()
-            self._proc.stdout.close()
+            self._stdout.close()
             self._feeder.join()
             self._proc.wait()
             self._stderr.close()

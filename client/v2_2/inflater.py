@@ -73,7 +73,7 @@ def _from_archive() -> Optional[ModuleType]:
         return None
     spec = importlib.util.find_spec(_PACKAGE)
     get_data = getattr(spec.loader, 'get_data', None) if spec else None
-    if get_data is None or not spec.submodule_search_locations:
+    if spec is None or get_data is None or not spec.submodule_search_locations:
         return None
     package_dir = list(spec.submodule_search_locations)[0]
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
@@ -95,6 +95,7 @@ def _load_extension(data: bytes) -> ModuleType:
         path = '/proc/self/fd/%d' % fd
         loader = importlib.machinery.ExtensionFileLoader(_MODULE, path)
         spec = importlib.util.spec_from_file_location(_MODULE, path, loader=loader)
+        assert spec is not None  # a loader was given
         mod = importlib.util.module_from_spec(spec)
         loader.exec_module(mod)
         return mod

@@ -179,7 +179,7 @@ class _FromV22(_V1View):
                  raw_config: str):
         self._image = image
         layers = v2_compat.v1_layers(manifest, raw_config)
-        self._by_id = {}
+        self._by_id: Dict[str, Any] = {}
         self.ancestry = []
         for layer in reversed(layers):
             if layer.id not in self._by_id:
@@ -269,8 +269,8 @@ def multi_image_tarball(tag_to_image: Mapping[Any, docker_image.DockerImage],
         raw_config = image.config_file()
         manifest = json.loads(image.manifest())
         v1_image = tag_to_v1_image.get(key)
-        view = (_FromV1(v1_image) if v1_image
-                else _FromV22(image, manifest, raw_config))
+        view: _V1View = (_FromV1(v1_image) if v1_image
+                         else _FromV22(image, manifest, raw_config))
         plans.append((tag, image, raw_config, manifest, view))
 
     config_names = []

@@ -8,7 +8,7 @@ from typing import Any, Dict, Mapping
 
 from containerregistry.transform import config_util
 
-_OverridesT = collections.namedtuple('OverridesT', [
+_OverridesT = collections.namedtuple('OverridesT', [  # type: ignore[name-match]
     'name', 'parent', 'size', 'entrypoint', 'cmd', 'env', 'labels', 'ports',
     'volumes', 'workdir', 'user'
 ])

@@ -15,7 +15,7 @@ from containerregistry.transform import config_util
 # Kept under its old name for callers of this module.
 expand = config_util.expand
 
-_OverridesT = collections.namedtuple('OverridesT', [
+_OverridesT = collections.namedtuple('OverridesT', [  # type: ignore[name-match]
     'layers', 'entrypoint', 'cmd', 'env', 'labels', 'ports', 'volumes',
     'workdir', 'user', 'author', 'created_by', 'creation_time'
 ])
