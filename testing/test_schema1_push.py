@@ -1,11 +1,17 @@
-"""Schema 1 pushes, appends, extract and v1 compatibility.
+"""Schema 1 pushes, appends, extract, v1 compatibility, and the tarball tools.
 
 Pushes go to the real registry with schema 1 enabled (which checks every
 signature and that every fsLayers blob exists) and are read back from it.
+docker_puller's tarballs are read by skopeo and by FromTarball;
+docker_pusher's pushes are read back from the registry.
 """
+import argparse
 import base64
 import gzip
+import importlib
+import io
 import json
+import os
 import random
 import tarfile
 
@@ -25,9 +31,12 @@ from containerregistry.client.v2 import docker_session
 from containerregistry.client.v2 import signing
 from containerregistry.client.v2 import util as v2_util
 from containerregistry.client.v2 import v1_compat
+from containerregistry.client.v2_2 import docker_image as v2_2_image
 from containerregistry.client.v2_2 import v2_compat
 from containerregistry.testing import images
+from containerregistry.testing import pars
 from containerregistry.testing import schema1
+from containerregistry.tools import cli
 from containerregistry.transport import pooled_http
 
 sha256 = images.sha256
@@ -365,3 +374,151 @@ def test_v2_from_v1_of_a_v1_image_pushes(s1_registry, repo_name):
     for layer_id in source.ancestry(source.top()):
         assert back.json(layer_id) == source.json(layer_id)
         assert back.layer(layer_id) == source.layer(layer_id)
+
+
+# docker_puller and docker_pusher.
+
+
+def _run(tool: str, env, *args: str):
+    proc = pars.run_tool(tool, *args, env=env, timeout=120)
+    assert 'Traceback' not in proc.stderr, proc.stderr
+    return proc
+
+
+def test_docker_puller_writes_a_tarball_skopeo_reads(registry, repo_name,
+                                                    tool_env, tmp_path):
+    pushed = images.push_image(registry, repo_name + ':v1',
+                               [images.make_layer(100), images.make_layer(101)])
+    out = str(tmp_path / 'image.tar')
+    proc = _run('docker_puller', tool_env, '--name', pushed.by_tag,
+                '--tarball', out)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '' and proc.stderr == ''
+
+    config = images.skopeo('inspect', '--raw', '--config',
+                           'docker-archive:' + out).stdout
+    assert config == pushed.config
+    with v2_2_image.FromTarball(out) as img:
+        assert img.config_file().encode() == pushed.config
+        assert [img.uncompressed_blob(d) for d in reversed(img.fs_layers())] == [
+            l.tar for l in pushed.layers]
+    with tarfile.open(out) as tar:
+        entries = json.load(tar.extractfile('manifest.json'))
+    assert entries[0]['RepoTags'] == [pushed.by_tag]
+
+    by_digest = str(tmp_path / 'by-digest.tar')
+    proc = _run('docker_puller', tool_env, '--name', pushed.by_digest,
+                '--tarball', by_digest)
+    assert proc.returncode == 0, proc.stderr
+    with tarfile.open(by_digest) as tar:
+        entries = json.load(tar.extractfile('manifest.json'))
+    assert entries[0]['RepoTags'] == [
+        '%s/%s:i-was-a-digest' % (registry.host, repo_name)]
+
+
+def test_docker_puller_schema1(s1_registry, repo_name, tool_env, tmp_path):
+    img = _image(seed=110)
+    pushed = schema1.push(s1_registry, repo_name + ':v1', img)
+    out = str(tmp_path / 'image.tar')
+    proc = _run('docker_puller', tool_env, '--name', pushed.by_tag,
+                '--tarball', out)
+    assert proc.returncode == 0, proc.stderr
+    with v2_2_image.FromTarball(out) as image:
+        config = json.loads(image.config_file())
+        assert config['rootfs']['diff_ids'] == [e.diff_id for e in img.entries]
+        non_empty = [e for e in img.entries if not e.throwaway]
+        assert [image.uncompressed_blob(d)
+                for d in reversed(image.fs_layers())] == [e.tar for e in img.entries]
+        assert len(non_empty) == 2
+
+
+def test_docker_puller_failure_leaves_no_tarball(registry, repo_name, tool_env,
+                                                 tmp_path):
+    out = tmp_path / 'image.tar'
+    proc = _run('docker_puller', tool_env, '--name',
+                '%s/%s:missing' % (registry.host, repo_name), '--tarball', str(out))
+    assert proc.returncode == 1
+    line, = proc.stderr.strip().splitlines()
+    assert 'Error pulling and saving image' in line and 'MANIFEST_UNKNOWN' in line
+    assert os.listdir(tmp_path) == ['home']
+
+
+def test_docker_pusher_pushes_a_tarball(registry, repo_name, tool_env, tmp_path):
+    built = images.build_image([images.make_layer(120), images.make_layer(121)])
+    tarball = str(tmp_path / 'in.tar')
+    with tarfile.open(tarball, 'w') as tar:
+        for name, data in [('config.json', built.config)] + [
+                ('%d.tar' % i, l.tar) for i, l in enumerate(built.layers)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        manifest = json.dumps([{'Config': 'config.json', 'RepoTags': ['x/y:z'],
+                                'Layers': ['%d.tar' % i
+                                           for i in range(len(built.layers))]}])
+        info = tarfile.TarInfo('manifest.json')
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest.encode()))
+    with v2_2_image.FromTarball(tarball) as img:
+        expected = img.digest()
+
+    stamp = tmp_path / 'stamp.txt'
+    stamp.write_text('BUILD_USER tester\n')
+    name = '%s/%s:{BUILD_USER}' % (registry.host, repo_name)
+    proc = _run('docker_pusher', tool_env, '--name', name, '--tarball', tarball,
+                '--stamp-info-file', str(stamp))
+    assert proc.returncode == 0, proc.stderr
+    tag = '%s/%s:tester' % (registry.host, repo_name)
+    assert proc.stdout.splitlines() == [
+        '%s was resolved to %s' % (name, tag),
+        '%s was published with digest: %s' % (tag, expected)]
+    client = images.Client(registry)
+    body, _ = client.manifest(repo_name, 'tester')
+    assert sha256(body) == expected
+    assert client.blob(repo_name, json.loads(body)['config']['digest']) == built.config
+
+    # By digest: the manifest is published untagged.
+    by_digest = '%s/%s@%s' % (registry.host, repo_name, expected)
+    proc = _run('docker_pusher', tool_env, '--name', by_digest, '--tarball',
+                tarball)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == '%s was published with digest: %s\n' % (by_digest,
+                                                                   expected)
+
+    # --oci, and the failure line for a missing tarball.
+    proc = _run('docker_pusher', tool_env, '--name', tag, '--tarball', tarball,
+                '--oci')
+    assert proc.returncode == 0, proc.stderr
+    body, ctype = client.manifest(repo_name, 'tester')
+    assert ctype == 'application/vnd.oci.image.manifest.v1+json'
+    assert proc.stdout == '%s was published with digest: %s\n' % (tag, sha256(body))
+    proc = _run('docker_pusher', tool_env, '--name', tag, '--tarball',
+                str(tmp_path / 'missing.tar'))
+    assert proc.returncode == 1
+    line, = proc.stderr.strip().splitlines()
+    assert 'Error publishing %s' % tag in line and 'missing.tar' in line
+
+
+@pytest.mark.parametrize('tool, flags', [
+    ('docker_puller', ['--name', '--tarball', '--os', '--os-version',
+                       '--os-features', '--architecture', '--variant',
+                       '--features', '--stderrthreshold']),
+    ('docker_pusher', ['--name', '--tarball', '--stamp-info-file', '--oci',
+                       '--stderrthreshold']),
+])
+def test_tarball_tools_take_upstreams_flags(tool, flags, monkeypatch):
+    monkeypatch.setenv('COLUMNS', '200')
+    module = importlib.import_module('containerregistry.tools.' + tool)
+    assert [a.option_strings[-1] for a in module.parser._actions] == ['--help'] + flags
+    # The usage written out is the one argparse lays out for these flags.
+    generated = argparse.ArgumentParser(
+        prog=tool + '.par', parents=[module.parser], add_help=False,
+        formatter_class=cli.HelpFormatter)
+    assert module.parser.format_usage() == generated.format_usage()
+
+    proc = pars.run_tool(tool, '--help')
+    assert proc.returncode == 0 and proc.stderr == ''
+    assert proc.stdout == module.parser.format_help()
+    proc = pars.run_tool(tool, '--name', 'localhost:5000/a:b')
+    assert proc.returncode == 2 and proc.stdout == ''
+    assert proc.stderr.endswith('%s.par: error: the following arguments are '
+                                'required: --tarball\n' % tool)
