@@ -160,6 +160,20 @@ def test_push_unsigned_manifest_is_signed_on_the_way(s1_registry, repo_name):
     assert _served(s1_registry, repo_name, 'v1') == (img.manifest, sha256(img.manifest))
 
 
+def test_push_schema2_image_as_schema1(s1_registry, repo_name):
+    pushed = images.push_image(s1_registry, repo_name + ':v2',
+                               [images.make_layer(32), images.make_layer(33)])
+    name = docker_name.Tag(pushed.by_tag)
+    with v2_2_image.FromRegistry(name, ANONYMOUS, pooled_http.Http()) as v22:
+        v2 = v2_compat.V2FromV22(v22)
+        _push(s1_registry, repo_name + ':v1', v2)
+    assert _served(s1_registry, repo_name, 'v1') == (v2.manifest().encode(),
+                                                     v2.digest())
+    client = images.Client(s1_registry)
+    for layer in pushed.layers:
+        assert client.blob(repo_name, layer.digest) == layer.blob
+
+
 def test_push_by_digest_and_delete(s1_registry, repo_name):
     img = _image(seed=35)
     name = docker_name.Digest('%s/%s@%s' % (s1_registry.host, repo_name, img.digest))
@@ -315,7 +329,7 @@ def test_v1_from_v2_reads_the_chain():
         assert v1.json(layer_id) == entry.v1_compatibility
         assert v1.layer(layer_id) == entry.blob
         assert v1.uncompressed_layer(layer_id) == entry.tar
-        assert v1.diff_id(layer_id) == entry.diff_id
+        assert v1.diff_id(digest=layer_id) == entry.diff_id
     assert v1.repositories() == {}
     with pytest.raises(ValueError, match='unknown layer id'):
         v1.layer('0' * 64)
