@@ -30,6 +30,8 @@ MODULES = {
     'flatten': 'fast_flatten',
     'appender': 'docker_appender',
     'digester': 'image_digester',
+    'docker_puller': 'docker_puller',
+    'docker_pusher': 'docker_pusher',
 }
 
 

@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
     decode_dss_signature)
 
+from containerregistry.client.v2 import docker_image as v2_image
 from containerregistry.testing import images
 from containerregistry.testing import registry as reg
 
@@ -305,3 +306,23 @@ def tar_of(files: Dict[str, bytes]) -> bytes:
             info.mtime = images.LAYER_MTIME
             tar.addfile(info, io.BytesIO(files[path]))
     return buf.getvalue()
+
+
+class MemoryImage(v2_image.DockerImage):
+    """IMAGE as a library schema 1 image, its blobs served from memory."""
+
+    def __init__(self, image: Schema1Image):
+        self._image = image
+        self._blobs = image.blobs()
+
+    def manifest(self) -> str:
+        return self._image.manifest.decode('utf8')
+
+    def blob(self, digest: str) -> bytes:
+        return self._blobs[digest]
+
+    def __enter__(self) -> 'MemoryImage':
+        return self
+
+    def __exit__(self, *unused) -> None:
+        pass

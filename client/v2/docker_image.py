@@ -11,6 +11,7 @@ they pass, and resumed with a Range request when a connection drops.
 import abc
 import io
 import json
+import tarfile
 from typing import Any, Dict, Iterator, List, Optional, Set
 
 from containerregistry.client import docker_creds
@@ -206,3 +207,15 @@ class FromRegistry(DockerImage):
 
     def __str__(self) -> str:
         return '<docker_image.FromRegistry name: {}>'.format(str(self._name))
+
+
+def extract(image: DockerImage, tar: tarfile.TarFile) -> None:
+    """Writes the schema 1 IMAGE's merged filesystem into the open tarfile
+    TAR, as `client.v2_2.docker_image.extract` writes a v2.2 image's (the
+    same merge, order and checks; each layer is checked against the tar
+    digest found while it first streams)."""
+    # Imported here: v2_compat imports this module.
+    from containerregistry.client.v2_2 import flatten
+    from containerregistry.client.v2_2 import v2_compat
+    with v2_compat.V22FromV2(image) as v2_2_image:
+        flatten.extract(v2_2_image, tar)

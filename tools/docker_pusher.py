@@ -1,0 +1,61 @@
+"""docker_pusher: pushes the image of a docker-save tarball to a registry.
+
+This is pusher.par given only `--tarball`: the same manifest (so the same
+digest as upstream's docker_pusher), stamping, `--oci`, checks, retries and
+the same `<name> was published with digest: sha256:<hex>` line.
+"""
+from containerregistry.tools import cli
+from containerregistry.tools import fast_pusher
+from containerregistry.tools import logging_setup
+
+USAGE = """docker_pusher.par [-h] --name NAME --tarball TARBALL
+                         [--stamp-info-file STAMP_INFO_FILE] [--oci]
+                         [--stderrthreshold STDERRTHRESHOLD]"""
+
+parser = cli.new_parser(
+    prog='docker_pusher.par',
+    description='Push images to a Docker Registry.',
+    usage=USAGE)
+
+parser.add_argument(
+    '--name', action='store', required=True,
+    help='The name of the docker image to push.')
+
+parser.add_argument(
+    '--tarball', action='store', required=True,
+    help='Where to load the image tarball.')
+
+parser.add_argument(
+    '--stamp-info-file', action='append', required=False,
+    help=('A list of files from which to read substitutions to make in the '
+          'provided --name, e.g. {BUILD_USER}'))
+
+parser.add_argument(
+    '--oci', action='store_true',
+    help='Push the image with an OCI Manifest.')
+
+logging_setup.DefineCommandLineArgs(parser)
+
+# NAME stamped from the --stamp-info-file FILES, as a strict tag.
+Tag = fast_pusher.Tag
+
+
+def pusher_argv(args) -> list:
+    """The pusher.par arguments that push what ARGS describe (the log
+    level is set by then, and left alone by pusher.par)."""
+    argv = ['--name', args.name, '--tarball', args.tarball]
+    for path in args.stamp_info_file or []:
+        argv += ['--stamp-info-file', path]
+    if args.oci:
+        argv.append('--oci')
+    return argv
+
+
+def main(argv=None) -> None:
+    args = parser.parse_args(argv)
+    logging_setup.Init(args=args)
+    fast_pusher.main(pusher_argv(args))
+
+
+if __name__ == '__main__':
+    cli.run(main)
