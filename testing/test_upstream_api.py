@@ -173,39 +173,34 @@ def test_module_imports_under_upstream_path(module):
     assert namespace[leaf] is importlib.import_module(module)
 
 
-@pytest.fixture(scope='module')
-def attribute_results():
-    """Per module, what a fresh interpreter saw reading it off its package.
-
-    Fresh, because a submodule imported by name is an attribute of its
-    package anyway; here the attribute is read after importing the package.
-    """
-    script = '\n'.join([
-        'import importlib, json, sys',
-        'results = {}',
-        'for module in json.loads(sys.argv[1]):',
-        '    package, _, leaf = module.rpartition(".")',
-        '    pkg = importlib.import_module(package)',
-        '    listed = leaf in dir(pkg)',
-        '    try:',
-        '        got = getattr(pkg, leaf) is sys.modules.get(module)',
-        '    except Exception as e:',
-        '        got = "%s: %s" % (type(e).__name__, e)',
-        '    results[module] = [listed, got]',
-        'print(json.dumps(results))',
-    ])
+def _shim_env() -> Dict[str, str]:
     shim = [p for p in sys.path
             if os.path.islink(os.path.join(p, 'containerregistry'))]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(shim))
-    out = subprocess.run(
-        [sys.executable, '-c', script, json.dumps(MODULES)], env=env,
-        capture_output=True, text=True, timeout=120, check=True).stdout
-    return json.loads(out)
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(shim))
+
+
+_READ_ATTRIBUTE = """
+import importlib, json, sys
+module = sys.argv[1]
+package, _, leaf = module.rpartition('.')
+pkg = importlib.import_module(package)
+listed = leaf in dir(pkg)
+try:
+    got = getattr(pkg, leaf) is sys.modules.get(module)
+except Exception as e:
+    got = '%s: %s' % (type(e).__name__, e)
+print(json.dumps([listed, got]))
+"""
 
 
 @pytest.mark.parametrize('module', MODULES)
-def test_module_is_a_package_attribute(module, attribute_results):
-    listed, got = attribute_results[module]
+def test_module_is_a_package_attribute(module):
+    """Read off its package in a fresh interpreter, where importing only
+    the package (not the module by name) has loaded it."""
+    out = subprocess.run([sys.executable, '-c', _READ_ATTRIBUTE, module],
+                         env=_shim_env(), capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    listed, got = json.loads(out)
     assert got is True
     assert listed, 'dir() of its package does not list it'
 
@@ -220,13 +215,10 @@ def test_every_upstream_module_is_in_its_package_table():
     'containerregistry', 'containerregistry.transform'])
 def test_package_import_loads_no_submodule(package):
     """Importing a package alone stays as cheap as it was."""
-    shim = [p for p in sys.path
-            if os.path.islink(os.path.join(p, 'containerregistry'))]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(shim))
     code = ('import sys, importlib; importlib.import_module(%r); '
             'print(sorted(m for m in sys.modules '
             'if m.startswith("containerregistry")))' % package)
-    out = subprocess.run([sys.executable, '-c', code], env=env,
+    out = subprocess.run([sys.executable, '-c', code], env=_shim_env(),
                          capture_output=True, text=True, timeout=60,
                          check=True).stdout
     parts = package.split('.')
