@@ -61,6 +61,26 @@ def test_diagnostic_exception_with_unparseable_body():
     assert str(err) == '502 Bad Gateway: UNKNOWN: <html> proxy </html>'
 
 
+def test_diagnostic_constructor_forms():
+    entry = {'code': 'DENIED', 'message': 'no', 'detail': [1]}
+    for d in (docker_http.Diagnostic(entry),
+              docker_http.Diagnostic(error=entry),
+              docker_http.Diagnostic(code='DENIED', message='no',
+                                     detail=[1])):
+        assert (d.code, d.message, d.detail) == ('DENIED', 'no', [1])
+        assert d == entry and d['code'] == 'DENIED'
+    empty = docker_http.Diagnostic()
+    assert (empty.code, empty.message, empty.detail) == (None, None, None)
+
+
+def test_diagnostics_equal_on_code_message_and_detail():
+    a = docker_http.Diagnostic({'code': 'X', 'message': 'm', 'extra': 1})
+    assert a == docker_http.Diagnostic(code='X', message='m')
+    assert not a != docker_http.Diagnostic(code='X', message='m')
+    assert a != docker_http.Diagnostic(code='X', message='other')
+    assert a != {'code': 'X', 'message': 'm'}
+
+
 def test_next_link_header():
     resp = streaming.Response(200, {
         'link': '</v2/_catalog?last=b&n=2>; rel="next"'})

@@ -123,6 +123,12 @@ def test_empty_strings_mean_not_given():
     assert p.os_version() is None
     assert p.variant() is None
     assert _matches({}, {'variant': ''})
+    # An empty os or architecture is the default (upstream compared it
+    # literally, so `--os ""` matched no entry).
+    blank = Platform({'os': '', 'architecture': ''})
+    assert (blank.os(), blank.architecture()) == ('linux', 'amd64')
+    assert _matches({'os': '', 'architecture': ''},
+                    {'os': 'linux', 'architecture': 'amd64'})
 
 
 def test_features_subsets():

@@ -41,6 +41,11 @@ def test_miss_then_hit(registry, repo_name, pull, tmp_path):
     second = pull(pushed.by_tag, '--cache', cache)
     pull.assert_pulled(second, pushed)
     assert _layer_gets(registry, mark, pushed) == []
+    # A hit is a file of its own (a hard link or a copy), not a symlink into
+    # the cache as upstream made it: the output outlives the cache.
+    for i in range(3):
+        layer = os.path.join(second.directory, '%03d.tar.gz' % i)
+        assert os.path.isfile(layer) and not os.path.islink(layer)
 
 
 def test_cache_shared_between_images(registry, repo_name, pull, tmp_path):

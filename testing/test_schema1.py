@@ -269,6 +269,12 @@ def test_v2_from_v22_round_trip():
         layers = v2_compat.v1_layers(v22.manifest(), v22.config_file())
         assert [h['v1Compatibility'] for h in reversed(parsed['history'])] == [
             l.v1_compatibility for l in layers]
+        # The v2.2 image knows its diff_ids; a plain schema 1 image doesn't.
+        assert [v2.diff_id(e.digest) for e in img.entries] == [
+            e.diff_id for e in img.entries]
+        assert v2.diff_id(v2_compat.EMPTY_TAR_DIGEST) == (
+            v2_compat.EMPTY_TAR_DIFF_ID)
+        assert _MemoryImage(img).diff_id(img.entries[0].digest) is None
 
 
 # Against the real registry.
@@ -479,6 +485,7 @@ def test_v2_from_registry_standalone(s1_registry, repo_name):
             assert v2.blob(top.digest) == top.blob
             assert v2.uncompressed_blob(top.digest) == top.tar
             assert v2.blob_size(top.digest) == len(top.blob)
+            assert v2.diff_id(top.digest) is None  # as upstream: schema 1
     missing = docker_name.Tag('%s/%s:nope' % (s1_registry.host, pushed.repo))
     with v2_image.FromRegistry(missing, creds, transport) as v2:
         assert not v2.exists()

@@ -9,8 +9,8 @@ connections (`ConnectionError`, which includes resets and
 `RemoteDisconnected`) and socket timeouts are retried too. A request whose
 body is a stream is retried only if the stream can be rewound (`seek`).
 
-`DEFAULT_SOURCE_TRANSPORT_CALLABLE` is `httplib2.Http`, imported on first
-use: httplib2 takes a noticeable part of a tool's start-up.
+`RetryTransport` is an `httplib2.Http` (see nested); the tools do not use
+this module, so httplib2 costs their start-up nothing.
 """
 import http.client
 import logging
@@ -18,8 +18,11 @@ import socket
 import time
 from typing import Any, Callable, Optional, Tuple
 
+import httplib2
+
 from containerregistry.transport import nested
 
+DEFAULT_SOURCE_TRANSPORT_CALLABLE = httplib2.Http
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_BACKOFF_FACTOR = 0.5
 RETRYABLE_EXCEPTION_TYPES = [
@@ -30,13 +33,6 @@ RETRYABLE_EXCEPTION_TYPES = [
 ]
 
 _sleep = time.sleep
-
-
-def __getattr__(name: str) -> Any:
-    if name == 'DEFAULT_SOURCE_TRANSPORT_CALLABLE':
-        import httplib2
-        return httplib2.Http
-    raise AttributeError('module %r has no attribute %r' % (__name__, name))
 
 
 def ShouldRetry(err: BaseException) -> bool:
@@ -105,10 +101,10 @@ class RetryTransport(nested.NestedTransport):
                 _sleep(delay)
 
     def request(self, *args: Any, **kwargs: Any) -> Tuple[Any, bytes]:
-        return self._call(self._transport.request, args, kwargs)
+        return self._call(self.source_transport.request, args, kwargs)
 
     def _stream(self, *args: Any, **kwargs: Any) -> Tuple[Any, Any]:
-        return self._call(self._transport.stream, args, kwargs)
+        return self._call(self.source_transport.stream, args, kwargs)
 
 
 class Factory:
@@ -120,7 +116,8 @@ class Factory:
 
     def __init__(self) -> None:
         self.kwargs: dict = {}
-        self.source_transport_callable: Optional[Callable[[], Any]] = None
+        self.source_transport_callable: Callable[[], Any] = (
+            DEFAULT_SOURCE_TRANSPORT_CALLABLE)
 
     def WithSourceTransportCallable(
             self, source_transport_callable: Callable[[], Any]) -> 'Factory':
@@ -142,7 +139,4 @@ class Factory:
         return self
 
     def Build(self) -> RetryTransport:
-        make = self.source_transport_callable
-        if make is None:
-            make = __getattr__('DEFAULT_SOURCE_TRANSPORT_CALLABLE')
-        return RetryTransport(make(), **self.kwargs)
+        return RetryTransport(self.source_transport_callable(), **self.kwargs)

@@ -10,9 +10,13 @@ read, just as `request` keeps it until the body is in memory, and goes back
 to the pool when the reader is closed (`close()` or leaving a `with`
 block; a reader dropped without closing gives it back when collected). The
 pool makes no assumption that streaming transports are thread-safe.
+
+`Http` is an `httplib2.Http` subclass, as upstream's was (see nested).
 """
 import threading
 from typing import Any, Callable, List, Tuple
+
+import httplib2
 
 
 class _BorrowedReader:
@@ -56,7 +60,7 @@ class _BorrowedReader:
             self._give_back()
 
 
-class Http:
+class Http(httplib2.Http):
     """Pools `size` transports made by `transport_factory` (httplib2-shaped).
 
     All transports are built up front; `request` borrows one for the call.
@@ -64,6 +68,8 @@ class Http:
 
     def __init__(self, transport_factory: Callable[[], Any],
                  size: int = 2) -> None:
+        # httplib2.Http.__init__ is not called: the pooled transports do
+        # the work.
         if size < 1:
             raise ValueError('a transport pool needs size >= 1, not %r' % size)
         self._condition = threading.Condition(threading.Lock())
@@ -88,6 +94,15 @@ class Http:
             return transport.request(*args, **kwargs)
         finally:
             self._return_transport(transport)
+
+    def close(self) -> None:
+        """Closes the pooled transports' connections (those not lent out)."""
+        with self._condition:
+            idle = list(self._transports)
+        for transport in idle:
+            close = getattr(transport, 'close', None)
+            if callable(close):
+                close()
 
     def _stream(self, *args: Any, **kwargs: Any) -> Tuple[Any, Any]:
         transport = self._get_transport()

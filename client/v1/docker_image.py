@@ -76,10 +76,14 @@ class DockerImage(abc.ABC):
         """The tar's size in bytes if known without reading it, else None."""
         return None
 
-    def diff_id(self, layer_id: str) -> str:
-        """`sha256:` + the hex sha256 of the tar of LAYER_ID."""
+    def diff_id(self, digest: str) -> str:
+        """`sha256:` + the hex sha256 of the tar of layer DIGEST.
+
+        DIGEST is a layer id; the parameter keeps upstream's name, since
+        callers pass it by keyword. (Upstream answered None here.)
+        """
         h = hashlib.sha256()
-        with self.uncompressed_layer_stream(layer_id) as f:
+        with self.uncompressed_layer_stream(digest) as f:
             for chunk in iter(lambda: f.read(_CHUNK), b''):
                 h.update(chunk)
         return 'sha256:' + h.hexdigest()
@@ -198,13 +202,13 @@ class FromShardedTarball(DockerImage):
         with self.uncompressed_layer_stream(layer_id) as f:
             return _gzip(f, self._compresslevel)
 
-    def diff_id(self, layer_id: str) -> str:
+    def diff_id(self, digest: str) -> str:
         with self._lock:
-            cached = self._diff_ids.get(layer_id)
+            cached = self._diff_ids.get(digest)
         if cached is None:
-            cached = super().diff_id(layer_id)
+            cached = super().diff_id(digest)
             with self._lock:
-                self._diff_ids[layer_id] = cached
+                self._diff_ids[digest] = cached
         return cached
 
     def ancestry(self, layer_id: str) -> List[str]:

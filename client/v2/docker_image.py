@@ -71,6 +71,11 @@ class DockerImage(metaclass=abc.ABCMeta):
         """A reader over the blob, inflated on the fly if it is gzipped."""
         return compression.gunzip_if_compressed(self.blob_stream(digest))[0]
 
+    def diff_id(self, digest: str) -> Optional[str]:
+        """None: schema 1 manifests do not record diff_ids (a v2.2 image
+        seen as schema 1 knows them, see v2_compat.V2FromV22)."""
+        return None
+
     @abc.abstractmethod
     def __enter__(self) -> 'DockerImage':
         """Open the image for reading."""

@@ -66,7 +66,31 @@ _MAX_ERROR_BODY = 300
 
 
 class Diagnostic(dict):
-    """One entry of a registry's `{"errors": [...]}` body."""
+    """One entry of a registry's `{"errors": [...]}` body, as a dict.
+
+    Built from the decoded entry, `Diagnostic(error)` or
+    `Diagnostic(error=...)` as upstream's was, or from its fields,
+    `Diagnostic(code=..., message=..., detail=...)`. Two diagnostics are
+    equal when their code, message and detail are, as upstream's were.
+    """
+
+    def __init__(self, error: Optional[Mapping[str, Any]] = None,
+                 **fields: Any) -> None:
+        super().__init__(error or {}, **fields)
+
+    def _key(self) -> Tuple[Any, Any, Any]:
+        return self.code, self.message, self.detail
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Diagnostic):
+            return self._key() == other._key()
+        return super().__eq__(other)
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = None  # type: ignore[assignment]
 
     @property
     def code(self) -> Optional[str]:

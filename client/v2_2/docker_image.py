@@ -14,6 +14,12 @@ from typing import Any, Dict, List, NamedTuple, Optional, Set
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 
+# The sources are loaded on first use (see __getattr__), so they are named
+# here for `from ... import *`.
+__all__ = ['DigestMismatchedError', 'DockerImage', 'Delegate', 'FileRange',
+           'FromDisk', 'FromRegistry', 'FromTarball', 'extract',
+           'is_compressed']
+
 DigestMismatchedError = docker_digest.DigestMismatchedError
 
 
@@ -69,9 +75,10 @@ class _RangeReader(io.RawIOBase):
         super().close()
 
 
-def is_compressed(data: bytes) -> bool:
-    """True iff DATA starts with the gzip magic number."""
-    return data[0:2] == b'\x1f\x8b'
+def is_compressed(name: bytes) -> bool:
+    """True iff NAME, a blob or its first bytes, starts with gzip's magic
+    number (the parameter keeps upstream's name: callers pass it by keyword)."""
+    return name[0:2] == b'\x1f\x8b'
 
 # The sources live in modules of their own; import them only when asked for,
 # so that a tool loads just the source it uses.
@@ -91,6 +98,10 @@ def __getattr__(name: str) -> Any:
     return getattr(
         importlib.import_module('containerregistry.client.v2_2.' + module),
         name)
+
+
+def __dir__() -> List[str]:
+    return sorted(set(globals()) | set(_SOURCES))
 
 
 class DockerImage(metaclass=abc.ABCMeta):

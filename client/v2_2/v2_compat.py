@@ -487,6 +487,12 @@ class V2FromV22(v2_image.DockerImage):
             return io.BytesIO(EMPTY_TAR_BYTES)
         return self._v2_2_image.blob_stream(digest)
 
+    def diff_id(self, digest: str) -> str:
+        """The v2.2 config's diff_id for the layer blob DIGEST."""
+        if digest == EMPTY_TAR_DIGEST:
+            return EMPTY_TAR_DIFF_ID
+        return self._v2_2_image.digest_to_diff_id(digest)
+
     def __enter__(self) -> 'V2FromV22':
         return self
 
