@@ -238,7 +238,7 @@ def test_package_star_import_gives_its_modules(package):
 def test_unknown_package_attribute_is_an_attribute_error():
     from containerregistry.client import v2_2
     with pytest.raises(AttributeError, match='no_such_module'):
-        v2_2.no_such_module
+        _ = v2_2.no_such_module
     assert not hasattr(v2_2, 'no_such_module')
 
 

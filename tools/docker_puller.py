@@ -7,6 +7,7 @@ platform flags' child, a schema 1 image converted) and written with
 the image came from. The tarball appears complete, or not at all.
 """
 import logging
+from typing import BinaryIO, cast
 
 from containerregistry.tools import cli
 from containerregistry.tools import errors
@@ -82,7 +83,8 @@ def _pull(args, name, creds, transport, platform) -> None:
         with docker_image_list.open_image(name, creds, transport,
                                           platform) as image:
             with outputs.open(args.tarball) as f:
-                with tarfile.open(fileobj=f, mode='w') as tar:
+                # tarfile only writes to it, and asks tell().
+                with tarfile.open(fileobj=cast(BinaryIO, f), mode='w') as tar:
                     tarball_writer.tarball(tarball_tag(name), image, tar)
         outputs.commit()
         logging.info('Pulled %s into %s', name, args.tarball)

@@ -12,7 +12,7 @@ import abc
 import io
 import json
 import tarfile
-from typing import Any, Dict, Iterator, List, Optional, Set
+from typing import Any, Dict, Iterator, List, Optional, Set, Union
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
@@ -96,8 +96,8 @@ class FromRegistry(DockerImage):
     the signed payload.
     """
 
-    def __init__(self, name: docker_name.Registry,
-                 basic_creds: docker_creds.Provider, transport):
+    def __init__(self, name: Union[docker_name.Tag, docker_name.Digest],
+                 basic_creds: Optional[docker_creds.Provider], transport):
         self._name = name
         self._creds = basic_creds
         self._original_transport = transport
@@ -107,7 +107,7 @@ class FromRegistry(DockerImage):
         self._digest: Optional[str] = None
 
     @classmethod
-    def FromTransport(cls, name: docker_name.Registry,
+    def FromTransport(cls, name: Union[docker_name.Tag, docker_name.Digest],
                       transport: docker_http.Transport,
                       manifest: Optional[bytes] = None) -> 'FromRegistry':
         """An image sharing an authenticated Transport (no new ping/token).
@@ -203,7 +203,8 @@ class FromRegistry(DockerImage):
     def __enter__(self) -> 'FromRegistry':
         if self._transport is None:
             self._transport = docker_http.Transport(
-                self._name, self._creds, self._original_transport,
+                self._name, self._creds or docker_creds.Anonymous(),
+                self._original_transport,
                 docker_http.PULL)
         return self
 

@@ -16,7 +16,8 @@ from containerregistry.client.v2_2 import docker_http
 
 # The sources are loaded on first use (see __getattr__), so they are named
 # here for `from ... import *`.
-__all__ = ['DigestMismatchedError', 'DockerImage', 'Delegate', 'FileRange',
+__all__ = [  # noqa: F822 (FromDisk, FromRegistry, FromTarball, extract: __getattr__)
+           'DigestMismatchedError', 'DockerImage', 'Delegate', 'FileRange',
            'FromDisk', 'FromRegistry', 'FromTarball', 'extract',
            'is_compressed']
 

@@ -125,10 +125,9 @@ def v1_layers(manifest: Union[str, Dict[str, Any]],
     MANIFEST is the schema 2 manifest (text or parsed), RAW_CONFIG the
     config blob as text (its exact text feeds the top layer's id).
     """
-    if isinstance(manifest, str):
-        manifest = json.loads(manifest)
+    parsed = json.loads(manifest) if isinstance(manifest, str) else manifest
     config = json.loads(raw_config)
-    layers = manifest.get('layers') or []
+    layers = parsed.get('layers') or []
     histories = _histories(config, layers)
 
     out: List[V1Layer] = []
@@ -274,7 +273,8 @@ class V22FromV2(docker_image.DockerImage):
         blob = self._v2_image.blob_stream(digest)
         if not isinstance(blob, docker_digest.VerifyingReader):
             blob = docker_digest.VerifyingReader(blob, digest)
-        spool = temp = None
+        spool: Optional[str] = None
+        temp = ''
         out = None
         try:
             if self._spool_dir is not None:
@@ -300,7 +300,7 @@ class V22FromV2(docker_image.DockerImage):
                     raise
                 # Whatever the inflater left unread still has to be hashed.
                 _drain(tee)
-            if out is not None:
+            if out is not None and spool is not None:
                 out.close()
                 os.replace(temp, spool)
         except BaseException:
@@ -369,10 +369,12 @@ class V22FromV2(docker_image.DockerImage):
 
     def manifest(self) -> str:
         self._process()
+        assert self._manifest is not None  # _process() set it
         return self._manifest
 
     def config_file(self) -> str:
         self._process()
+        assert self._config is not None  # _process() set it
         return self._config
 
     def media_type(self) -> str:
