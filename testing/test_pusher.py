@@ -976,3 +976,30 @@ def test_join_layers_tarball_with_a_foreign_layer(foreign_registry, repo_name,
     status, _, _ = images.Client(registry).request(
         'HEAD', repo_name, 'blobs/' + img.foreign.digest)
     assert status == 404
+
+
+def test_imported_foreign_image_pushed_with_its_manifest(
+        foreign_registry, repo_name, tools):
+    """importer --format tar.gz, then --manifest for the foreign layer: the
+    image the importer's `digest` names."""
+    registry = foreign_registry
+    img = foreign.join_layers_tarball(
+        os.path.join(tools.new_dir('win'), 'win.tar'),
+        ['https://example.invalid/win/base.tar.gz'])
+    out = tools.new_dir('imported')
+    proc = pars.run_tool('importer', '--tarball', img.path, '--directory',
+                         out, '--format', 'tar.gz', timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    name = _name(registry, repo_name)
+    mark = registry.mark()
+    digest = tools.push(name, '--config', os.path.join(out, 'config.json'),
+                        '--manifest', os.path.join(out, 'manifest.json'),
+                        '--digest', os.path.join(out, '001.sha256'),
+                        '--layer', os.path.join(out, '001.tar.gz'))
+    with open(os.path.join(out, 'digest')) as f:
+        assert digest == f.read()
+    with open(os.path.join(out, 'manifest.json'), 'rb') as f:
+        assert images.Client(registry).manifest(repo_name, 'latest')[0] == \
+            f.read()
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert img.foreign.digest not in ' '.join(p for _, p in reqs)

@@ -23,9 +23,12 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import foreign_layers
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.client.v2_2 import save
 from containerregistry.testing import foreign
 from containerregistry.testing import images
+from containerregistry.transport import pooled_http
 
 MTIME = 1225856967
 
@@ -326,6 +329,24 @@ def test_foreign_layer_whose_member_is_the_blob(tmp_path):
     with docker_image.FromTarball(made.path) as image:
         assert image.blob(made.foreign.digest) == made.foreign.blob
         assert image.uncompressed_layer(made.foreign.diff_id) == made.foreign.tar
+
+
+def test_fetching_completes_the_placeholder(tmp_path):
+    """foreign_layers.Fetching reads the layer from its URLs, once."""
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), [])
+    with foreign.serve({'/l.tgz': img.foreign.blob}) as server:
+        img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                          [server.url('/l.tgz')])
+        with docker_image.FromTarball(img.path) as tarball, \
+                foreign_layers.Fetching(tarball, pooled_http.Http()) as image:
+            assert image.blob(img.foreign.digest) == img.foreign.blob
+            assert image.uncompressed_blob(img.foreign.digest) == \
+                img.foreign.tar
+            out = str(tmp_path / 'fast')
+            save.fast(image, out)
+            with open(os.path.join(out, '000.tar.gz'), 'rb') as f:
+                assert f.read() == img.foreign.blob
+        assert len(server.seen) == 1
 
 
 def _member(path: str, name: str) -> bytes:

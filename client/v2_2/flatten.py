@@ -408,7 +408,12 @@ class _Layers:
         with stream:
             try:
                 if not stream.peek(1):
-                    return  # an empty blob, e.g. a foreign layer
+                    # No tar at all: only an empty layer may say so.
+                    found = 'sha256:' + stream.raw.hash.hexdigest()
+                    if found != self.diff_ids[index]:
+                        raise FlattenError('%s is empty, but its diff_id '
+                                           'names content' % where)
+                    return
                 tar = tarfile.open(fileobj=stream, mode='r|', bufsize=_BUFSIZE,
                                    encoding='utf-8', errors='surrogateescape')
                 while True:

@@ -147,7 +147,7 @@ def _remove(path: str) -> None:
         pass
 
 
-def _copy_verified(reader, dest: str, digest: str, size: Optional[int],
+def copy_verified(reader, dest: str, digest: str, size: Optional[int],
                    what: str) -> None:
     """Streams READER into DEST, checking DIGEST (and SIZE) on the way.
 
@@ -377,7 +377,7 @@ def _blob_fetcher(image: docker_image.DockerImage,
                 _place_range(checked, dest, what)
                 return
             with contextlib.closing(image.blob_stream(digest)) as blob:
-                _copy_verified(blob, dest, digest, sizes.get(digest), what)
+                copy_verified(blob, dest, digest, sizes.get(digest), what)
         return run
 
     def fetch(out: _Output, digest: str, final: str, what: str) -> None:
@@ -589,7 +589,7 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
             reader, _ = compression.gunzip_if_compressed(blob)
             with contextlib.closing(reader):
                 if diff_id:
-                    _copy_verified(reader, temp, diff_id, None,
+                    copy_verified(reader, temp, diff_id, None,
                                    'diff_id of ' + what)
                 else:
                     with _create(temp) as f:
