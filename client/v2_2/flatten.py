@@ -411,8 +411,10 @@ class _Layers:
                     # No tar at all: only an empty layer may say so.
                     found = 'sha256:' + stream.raw.hash.hexdigest()
                     if found != self.diff_ids[index]:
-                        raise FlattenError('%s is empty, but its diff_id '
-                                           'names content' % where)
+                        raise FlattenError(
+                            '%s is empty, but its diff_id names content (the '
+                            'empty placeholder of a foreign layer is not '
+                            'that layer)' % where)
                     return
                 tar = tarfile.open(fileobj=stream, mode='r|', bufsize=_BUFSIZE,
                                    encoding='utf-8', errors='surrogateescape')
