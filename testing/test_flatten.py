@@ -1077,7 +1077,11 @@ def test_foreign_layer_not_at_hand_is_an_error(tmp_path):
     img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), urls)
     proc, _, _ = run_flatten(tmp_path, '--tarball', img.path)
     line = assert_failed(proc, tmp_path, img.foreign.digest, *urls)
-    assert line.endswith('(--fetch-foreign-layers fetches it from them)'), line
+    assert line.endswith(
+        'Error flattening image: layer 0 (%s) cannot be read: foreign layer '
+        '%s is not in the input, which holds an empty placeholder for it; '
+        'its URLs: %s (--fetch-foreign-layers fetches it from them)' % (
+            img.foreign.diff_id, img.foreign.digest, ', '.join(urls))), line
 
 
 def test_fetch_foreign_layers_from_their_urls(tmp_path):
@@ -1133,5 +1137,23 @@ def test_empty_layer_with_a_diff_id_of_content(tmp_path):
     proc, _, _ = run_flatten(tmp_path, '--config', str(config),
                              '--diff_id', str(tmp_path / 'l.diff'),
                              '--uncompressed_layer', str(tmp_path / 'l.tar'))
-    assert_failed(proc, tmp_path, 'layer 0', 'is empty, but its diff_id '
-                  'names content')
+    line = assert_failed(proc, tmp_path)
+    assert line.endswith('Error flattening image: layer 0 (%s) is empty, but '
+                         'its diff_id names content' % images.sha256(tar)), line
+
+
+def test_foreign_layer_whose_tar_is_saved_is_not_fetched(tmp_path):
+    """`docker save` keeps the foreign layer's tar: nothing to fetch."""
+    with foreign.serve({}) as server:
+        img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                          [server.url('/base.tgz')],
+                                          foreign_member=True)
+        proc, fs, _ = run_flatten(tmp_path, '--tarball', img.path,
+                                  '--fetch-foreign-layers')
+        assert proc.returncode == 0, proc.stderr
+        assert server.seen == []
+    expected, want_fs, _ = run_flatten(tmp_path, *_blob_flags(tmp_path, img),
+                                       out='expected')
+    assert expected.returncode == 0, expected.stderr
+    with open(fs, 'rb') as got, open(want_fs, 'rb') as want:
+        assert got.read() == want.read()

@@ -4,25 +4,32 @@ Foreign (non-distributable) layers, the base layers of Windows images, are
 served from the `urls` of their descriptor, not by registries. The puller
 reads them through the registry client (`registry_image`). An image that
 holds only a placeholder for one (a tarball built on such a base) raises
-`ForeignLayerUnavailableError` when asked for its bytes; `Fetching` answers
-that by downloading the layer from those URLs, once, into a temporary file.
+`ForeignLayerUnavailableError` when asked for its blob, and gives the empty
+placeholder as its tar (as upstream did). `Fetching` answers both by
+downloading the layer from those URLs, once, into a temporary file.
 Only http(s) URLs are tried, in order; no credentials are sent (they are
 other hosts); the bytes must match the layer's digest and size before they
 are used.
 """
 import contextlib
+import io
+import json
 import logging
 import os
 import tempfile
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
+from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import save
 from containerregistry.transport import streaming
+
+
+_EMPTY = docker_digest.SHA256(b'')
 
 
 class ForeignLayerFetchError(ValueError):
@@ -111,34 +118,65 @@ class Fetching(docker_image.Delegate):
     def _inflated(self, err: docker_image.ForeignLayerUnavailableError):
         return compression.gunzip_if_compressed(self._opened(err))[0]
 
-    @staticmethod
-    def _or_fetched(read: Callable[[str], Any], key: str,
-                    fetched: Callable[[Any], Any]):
-        """READ(KEY), or FETCHED(the error) if READ lacks a foreign layer."""
-        try:
-            return read(key)
-        except docker_image.ForeignLayerUnavailableError as e:
-            return fetched(e)
-
     def blob(self, digest: str) -> bytes:
         return _read_all(self.blob_stream(digest))
 
     def blob_stream(self, digest: str):
-        return self._or_fetched(self._image.blob_stream, digest, self._opened)
+        try:
+            return self._image.blob_stream(digest)
+        except docker_image.ForeignLayerUnavailableError as e:
+            return self._opened(e)
 
     def uncompressed_blob(self, digest: str) -> bytes:
         return _read_all(self.uncompressed_blob_stream(digest))
 
     def uncompressed_blob_stream(self, digest: str):
-        return self._or_fetched(self._image.uncompressed_blob_stream, digest,
-                                self._inflated)
+        return self._tar(digest, self._image.uncompressed_blob_stream(digest))
 
     def uncompressed_layer_stream(self, diff_id: str):
         """A reader over the layer tar of DIFF_ID; close it when done."""
-        read = getattr(self._image, 'uncompressed_layer_stream', None) or (
-            lambda d: self._image.uncompressed_blob_stream(
-                self._diff_id_to_digest(d)))
-        return self._or_fetched(read, diff_id, self._inflated)
+        try:
+            digest: Optional[str] = self._diff_id_to_digest(diff_id)
+        except ValueError:
+            digest = None  # a layer given only as a tar: not foreign
+        opener = getattr(self._image, 'uncompressed_layer_stream', None)
+        if opener is not None:
+            reader = opener(diff_id)
+        elif digest is not None:
+            reader = self._image.uncompressed_blob_stream(digest)
+        else:
+            raise ValueError('Unmatched "diff_id": "%s"' % diff_id)
+        return self._tar(digest, reader) if digest else reader
+
+    def _tar(self, digest: str, reader):
+        """READER over the tar of DIGEST; for a foreign layer's empty
+        placeholder (empty, though the diff_id names content), the tar of
+        the layer fetched instead."""
+        missing = self._missing(digest)
+        if missing is None:
+            return reader
+        first = reader.read(1)
+        if first:
+            return io.BufferedReader(compression.Prefixed(first, reader))
+        reader.close()
+        return self._inflated(missing)
+
+    def _missing(self, digest: str
+                 ) -> Optional[docker_image.ForeignLayerUnavailableError]:
+        """What names foreign layer DIGEST, if it is one with content."""
+        try:
+            if self.digest_to_diff_id(digest) == _EMPTY:
+                return None
+            layers = json.loads(self.manifest()).get('layers') or []
+        except (ValueError, AttributeError):
+            return None
+        for layer in layers:
+            if (isinstance(layer, dict) and layer.get('digest') == digest
+                    and layer.get('mediaType')
+                    in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
+                return docker_image.ForeignLayerUnavailableError(
+                    digest, fetchable(layer.get('urls')), 'the image')
+        return None
 
     def __enter__(self) -> 'Fetching':
         return self

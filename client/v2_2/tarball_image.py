@@ -22,9 +22,10 @@ Foreign layers (a Windows base, as rules_docker's join_layers writes it)
 are listed in the entry's `LayerSources`, keyed by diff_id: the manifest
 keeps that descriptor, and the member is only a placeholder (empty, or
 the layer's tar as `docker save` writes it), so its bytes are not the
-blob. Reading such a blob raises `ForeignLayerUnavailableError`; so does
-reading the tar of an empty placeholder. `stand_in` gives the
-placeholder, which the fast layout writes as upstream did.
+blob. Reading such a blob raises `ForeignLayerUnavailableError`; its tar
+is the placeholder's, as upstream read it (flatten checks it against the
+diff_id). `stand_in` gives the placeholder, which the fast layout writes
+as upstream did.
 """
 import bz2
 import concurrent.futures
@@ -62,7 +63,6 @@ _DEFLATE_COST = 5e-8  # s/byte: level 9 at 20 MB/s
 _INFLATE_COST = 3e-9  # s/byte
 # Metadata members (manifest.json, config, repositories) are read whole.
 _MAX_METADATA = 64 << 20
-_EMPTY_DIFF_ID = 'sha256:' + hashlib.sha256(b'').hexdigest()
 
 
 class TarballError(ValueError):
@@ -741,15 +741,6 @@ class FromTarball(docker_image.DockerImage):
             return False
         return self._compress(member).digest == digest
 
-    def _tar_is_missing(self, digest: str) -> bool:
-        """Whether foreign layer DIGEST has an empty placeholder for a tar."""
-        if digest not in self._foreign:
-            return False
-        diff_id, _ = self._foreign[digest]
-        member = self._member_for(digest)
-        return (diff_id != _EMPTY_DIFF_ID
-                and self._archive().lookup(member).size == 0)
-
     def stand_in(self, digest: str, compressed: bool):
         """The placeholder of foreign layer DIGEST: gzipped, or its tar.
 
@@ -841,16 +832,11 @@ class FromTarball(docker_image.DockerImage):
 
     def uncompressed_blob_stream(self, digest: str):
         """A reader over the layer tar of DIGEST; close it when done."""
-        member = self._member_for(digest)
-        if self._tar_is_missing(digest):
-            raise self._foreign_missing(digest)
-        return self._member_stream(member)
+        return self._member_stream(self._member_for(digest))
 
     def uncompressed_blob_size(self, digest: str) -> Optional[int]:
         """The layer tar's size if known without inflating, else None."""
         member = self._member_for(digest)
-        if self._tar_is_missing(digest):
-            raise self._foreign_missing(digest)
         archive = self._archive()
         entry = archive.lookup(member)
         with archive.open(entry) as f:
@@ -871,13 +857,7 @@ class FromTarball(docker_image.DockerImage):
 
     def uncompressed_layer_stream(self, diff_id: str):
         """A reader over the layer tar of DIFF_ID; close it when done."""
-        member = self._layer_member(diff_id)
-        if diff_id in self._load()['LayerSources']:
-            self._populate()
-            for digest, (foreign_diff_id, _) in self._foreign.items():
-                if foreign_diff_id == diff_id and self._tar_is_missing(digest):
-                    raise self._foreign_missing(digest)
-        return self._member_stream(member)
+        return self._member_stream(self._layer_member(diff_id))
 
     def uncompressed_layer(self, diff_id: str) -> bytes:
         with self.uncompressed_layer_stream(diff_id) as f:
