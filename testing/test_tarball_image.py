@@ -328,6 +328,8 @@ def test_foreign_layer_whose_member_is_the_blob(tmp_path):
     assert made.foreign.blob == blob
     with docker_image.FromTarball(made.path) as image:
         assert image.blob(made.foreign.digest) == made.foreign.blob
+        assert image.stand_in(made.foreign.digest, True) is None
+        assert image.stand_in(made.foreign.digest, False) is None
         assert image.uncompressed_layer(made.foreign.diff_id) == made.foreign.tar
 
 
@@ -347,6 +349,23 @@ def test_fetching_completes_the_placeholder(tmp_path):
             with open(os.path.join(out, '000.tar.gz'), 'rb') as f:
                 assert f.read() == img.foreign.blob
         assert len(server.seen) == 1
+
+
+def test_foreign_placeholder_survives_saving_again(tmp_path):
+    """save.tarball keeps the placeholder and its LayerSources entry."""
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                      ['https://example.invalid/a.tgz'])
+    again = str(tmp_path / 'again.tar')
+    with docker_image.FromTarball(img.path) as image, \
+            tarfile.open(again, 'w') as tar:
+        save.tarball(docker_name.Tag('example.com/win/app:v2', strict=False),
+                     image, tar)
+    entry, = json.loads(_member(again, 'manifest.json'))
+    assert entry['LayerSources'] == {img.foreign.diff_id: img.descriptor}
+    assert _member(again, entry['Layers'][0]) == b''
+    with docker_image.FromTarball(again) as copy, \
+            docker_image.FromTarball(img.path) as original:
+        assert copy.manifest() == original.manifest()
 
 
 def _member(path: str, name: str) -> bytes:

@@ -744,12 +744,13 @@ class FromTarball(docker_image.DockerImage):
     def stand_in(self, digest: str, compressed: bool):
         """The placeholder of foreign layer DIGEST: gzipped, or its tar.
 
-        An empty placeholder is written as it is (gzipped with the fixed
+        An empty placeholder is given as it is (gzipped with the fixed
         settings when COMPRESSED); a tar `docker save` wrote must hash to
-        the layer's diff_id, as any other layer's.
+        the layer's diff_id, as any other layer's. None when the member is
+        the very blob (or DIGEST no foreign layer).
         """
         self._populate()
-        if digest not in self._foreign:
+        if digest not in self._foreign or self._holds_foreign_blob(digest):
             return None
         diff_id, _ = self._foreign[digest]
         member = self._member_for(digest)
