@@ -33,6 +33,7 @@ from containerregistry.client.v2_2 import flatten
 from containerregistry.client.v2_2 import leftovers
 from containerregistry.client.v2_2 import tarball_image
 from containerregistry.testing import flatten_corpus as corpus
+from containerregistry.testing import foreign
 from containerregistry.testing import images
 from containerregistry.testing import pars
 
@@ -284,13 +285,13 @@ def _variant_flags(case: Case, variant: str, tmp_path) -> List[str]:
     raise ValueError(variant)
 
 
-def run_flatten(tmp_path, *flags: str, out: str = 'out'):
+def run_flatten(tmp_path, *flags: str, out: str = 'out', **kwargs):
     """Runs flatten.par writing into TMP_PATH/OUT; returns (proc, fs, meta)."""
     directory = tmp_path / out
     directory.mkdir(exist_ok=True)
     fs, meta = str(directory / 'fs.tar'), str(directory / 'meta.json')
     proc = pars.run_tool('flatten', *flags, '--filesystem', fs,
-                         '--metadata', meta, timeout=300)
+                         '--metadata', meta, timeout=300, **kwargs)
     return proc, fs, meta
 
 
@@ -1055,3 +1056,105 @@ def test_memory_stays_flat(tmp_path, compressed):
     for chunk in iter(lambda: source.read(1 << 20), b''):
         expected.update(chunk)
     assert digest.hexdigest() == expected.hexdigest()
+
+
+# Foreign layers: a tarball built on a Windows base (rules_docker's
+# join_layers) holds only an empty placeholder for the base layer.
+
+def _blob_flags(tmp_path, img: foreign.ForeignImage) -> List[str]:
+    """--config and --digest/--layer flags giving both layers' real blobs."""
+    flags = ['--config', str(tmp_path / 'config.json')]
+    (tmp_path / 'config.json').write_bytes(img.config)
+    for i, layer in enumerate([img.foreign, img.own]):
+        (tmp_path / ('%d.sha256' % i)).write_text(layer.hex)
+        (tmp_path / ('%d.tar.gz' % i)).write_bytes(layer.blob)
+        flags += ['--digest', str(tmp_path / ('%d.sha256' % i)),
+                  '--layer', str(tmp_path / ('%d.tar.gz' % i))]
+    return flags
+
+
+def test_foreign_layer_not_at_hand_is_an_error(tmp_path):
+    urls = ['https://example.invalid/a.tgz', 'http://example.invalid/b.tgz']
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), urls)
+    proc, _, _ = run_flatten(tmp_path, '--tarball', img.path)
+    line = assert_failed(proc, tmp_path, img.foreign.digest, *urls)
+    assert line.endswith(
+        'Error flattening image: layer 0 (%s) cannot be read: foreign layer '
+        '%s is not in the input, which holds an empty placeholder for it; '
+        'its URLs: %s (--fetch-foreign-layers fetches it from them)' % (
+            img.foreign.diff_id, img.foreign.digest, ', '.join(urls))), line
+
+
+def test_fetch_foreign_layers_from_their_urls(tmp_path):
+    """Fetched from the first URL that serves it, without credentials."""
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), [])
+    with foreign.serve({'/base.tgz': img.foreign.blob}) as server:
+        urls = [server.url('/missing.tgz'), server.url('/base.tgz')]
+        img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), urls)
+        temp = tmp_path / 'temp'
+        temp.mkdir()
+        proc, fs, meta = run_flatten(
+            tmp_path, '--tarball', img.path, '--fetch-foreign-layers',
+            env=dict(pars.tool_env(), TMPDIR=str(temp)))
+        assert proc.returncode == 0, proc.stderr
+        assert os.listdir(temp) == []  # the fetched layer is gone
+        assert [r['path'] for r in server.seen] == ['/missing.tgz',
+                                                    '/base.tgz']
+        assert not any('Authorization' in r['headers'] for r in server.seen)
+    with open(meta, 'rb') as f:
+        assert f.read() == img.config
+    # The same bytes as flattening the real blobs given as layers.
+    expected, want_fs, _ = run_flatten(tmp_path, *_blob_flags(tmp_path, img),
+                                       out='expected')
+    assert expected.returncode == 0, expected.stderr
+    with open(fs, 'rb') as got, open(want_fs, 'rb') as want:
+        assert got.read() == want.read()
+    with tarfile.open(fs) as tar:
+        assert 'layer-900/data.bin' in tar.getnames()
+
+
+@pytest.mark.parametrize('served', ['wrong', 'longer'])
+def test_fetched_foreign_layer_must_match_its_digest(tmp_path, served):
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), [])
+    body = {'wrong': images.layer_from_tar(images.make_layer(5)).blob,
+            'longer': img.foreign.blob + b'x'}[served]
+    with foreign.serve({'/base.tgz': body}) as server:
+        img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                          [server.url('/base.tgz')])
+        proc, _, _ = run_flatten(tmp_path, '--tarball', img.path,
+                                 '--fetch-foreign-layers')
+    assert_failed(proc, tmp_path, img.foreign.digest, 'could not be fetched',
+                  server.url('/base.tgz'), 'mismatch')
+
+
+def test_empty_layer_with_a_diff_id_of_content(tmp_path):
+    """An empty file is no layer unless its diff_id is that of no bytes."""
+    tar = images.make_layer(31)
+    config = tmp_path / 'config.json'
+    config.write_bytes(json.dumps({'rootfs': {
+        'type': 'layers', 'diff_ids': [images.sha256(tar)]}}).encode())
+    (tmp_path / 'l.tar').write_bytes(b'')
+    (tmp_path / 'l.diff').write_text(images.sha256(tar).split(':')[1])
+    proc, _, _ = run_flatten(tmp_path, '--config', str(config),
+                             '--diff_id', str(tmp_path / 'l.diff'),
+                             '--uncompressed_layer', str(tmp_path / 'l.tar'))
+    line = assert_failed(proc, tmp_path)
+    assert line.endswith('Error flattening image: layer 0 (%s) is empty, but '
+                         'its diff_id names content' % images.sha256(tar)), line
+
+
+def test_foreign_layer_whose_tar_is_saved_is_not_fetched(tmp_path):
+    """`docker save` keeps the foreign layer's tar: nothing to fetch."""
+    with foreign.serve({}) as server:
+        img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                          [server.url('/base.tgz')],
+                                          foreign_member=True)
+        proc, fs, _ = run_flatten(tmp_path, '--tarball', img.path,
+                                  '--fetch-foreign-layers')
+        assert proc.returncode == 0, proc.stderr
+        assert server.seen == []
+    expected, want_fs, _ = run_flatten(tmp_path, *_blob_flags(tmp_path, img),
+                                       out='expected')
+    assert expected.returncode == 0, expected.stderr
+    with open(fs, 'rb') as got, open(want_fs, 'rb') as want:
+        assert got.read() == want.read()

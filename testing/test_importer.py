@@ -20,6 +20,7 @@ import pytest
 
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.testing import foreign
 from containerregistry.testing import images
 from containerregistry.testing import pars
 
@@ -493,3 +494,79 @@ def test_round_trip_through_the_pusher(skopeo_image, tmp_path, registry,
     assert [l['digest'] for l in json.loads(raw)['layers']] == [
         'sha256:' + files['%03d.sha256' % i].decode()
         for i in range(len(LAYERS))]
+
+
+# Foreign layers: the tarball rules_docker's join_layers writes for a
+# Windows base holds an empty placeholder and a LayerSources descriptor.
+
+def _foreign_manifest(img: foreign.ForeignImage) -> bytes:
+    own = upstream_gzip(img.own.tar)
+    return json.dumps({
+        'config': {'digest': sha256(img.config),
+                   'mediaType': docker_http.CONFIG_JSON_MIME,
+                   'size': len(img.config)},
+        'layers': [img.descriptor,
+                   {'digest': sha256(own), 'mediaType': docker_http.LAYER_MIME,
+                    'size': len(own)}],
+        'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+        'schemaVersion': 2,
+    }, sort_keys=True).encode()
+
+
+@pytest.mark.parametrize('fmt', ['tar', 'tar.gz'])
+def test_join_layers_tarball_with_a_foreign_layer(tmp_path, fmt):
+    img = foreign.join_layers_tarball(
+        str(tmp_path / 'win.tar'),
+        ['https://example.invalid/a.tgz', 'https://example.invalid/b.tgz'])
+    out = str(tmp_path / 'image')
+    proc = run_importer(img.path, out, '--format', fmt)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ''
+    files = layout(out)
+    manifest = _foreign_manifest(img)
+    assert files['manifest.json'] == manifest
+    assert json.loads(manifest)['layers'][0]['urls'] == [
+        'https://example.invalid/a.tgz', 'https://example.invalid/b.tgz']
+    assert files['config.json'] == img.config
+    assert files['digest'] == sha256(manifest).encode()
+    if fmt == 'tar':
+        # The placeholder as it is, under the layer's diff_id (as upstream).
+        assert set(files) == {'config.json', 'digest', 'manifest.json',
+                              '000.tar', '000.sha256', '001.tar', '001.sha256'}
+        assert files['000.tar'] == b''
+        assert files['000.sha256'] == hex_of(img.foreign.diff_id)
+        assert files['001.tar'] == img.own.tar
+        assert files['001.sha256'] == hex_of(img.own.diff_id)
+    else:
+        # The placeholder gzipped, under the foreign blob's digest.
+        assert set(files) == {'config.json', 'digest', 'manifest.json',
+                              '000.tar.gz', '000.sha256', '001.tar.gz',
+                              '001.sha256'}
+        assert files['000.tar.gz'] == upstream_gzip(b'')
+        assert files['000.sha256'] == hex_of(img.foreign.digest)
+        assert files['001.tar.gz'] == upstream_gzip(img.own.tar)
+        assert files['001.sha256'] == hex_of(sha256(upstream_gzip(img.own.tar)))
+
+
+def test_foreign_layer_saved_with_its_tar(tmp_path):
+    """`docker save` keeps the foreign layer's tar: it is checked and kept."""
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                      ['https://example.invalid/a.tgz'],
+                                      foreign_member=True)
+    out = str(tmp_path / 'image')
+    proc = run_importer(img.path, out)
+    assert proc.returncode == 0, proc.stderr
+    files = layout(out)
+    assert files['000.tar'] == img.foreign.tar
+    assert files['000.sha256'] == hex_of(img.foreign.diff_id)
+    assert files['manifest.json'] == _foreign_manifest(img)
+
+
+@pytest.mark.parametrize('fmt', ['tar', 'tar.gz'])
+def test_foreign_layer_tar_that_does_not_match_is_refused(tmp_path, fmt):
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                      ['https://example.invalid/a.tgz'],
+                                      foreign_member=b'not the layer')
+    out = str(tmp_path / 'image')
+    proc = run_importer(img.path, out, '--format', fmt)
+    assert_failed(proc, out, img.foreign.digest, img.foreign.diff_id)

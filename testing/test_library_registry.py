@@ -90,6 +90,94 @@ def test_list_resolves_with_httplib2(registry):
             assert json.loads(child.config_file()) == json.loads(want.config)
 
 
+_MIXED = [{'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'},
+          {'os': 'windows', 'architecture': 'amd64',
+           'os.version': '10.0.17763.1234'},
+          {'os': 'linux', 'architecture': 'amd64'}]
+
+
+@pytest.fixture(scope='module')
+def mixed(registry):
+    """A list whose linux/amd64 child is neither first nor alone."""
+    return images.push_index(registry, 'lib/mixed:t', seed=6, platforms=_MIXED)
+
+
+def _open_list(index):
+    return docker_image_list.FromRegistry(
+        docker_name.Tag(index.by_tag), docker_creds.Anonymous(),
+        httplib2.Http())
+
+
+@pytest.mark.parametrize('args', [(), (None,)], ids=['no-target', 'None'])
+def test_registry_list_without_target_means_linux_amd64(mixed, args):
+    amd = mixed.child(os='linux', architecture='amd64')
+    with _open_list(mixed) as lst:
+        assert [c.digest() for c in lst.resolve_all(*args)] == [amd.digest]
+        assert lst.resolve(*args).digest() == amd.digest
+        # Every entry is still there for whoever walks the list.
+        assert sorted(c.digest() for _, c in lst) == sorted(
+            c.digest for c in mixed.children)
+
+
+class _Forwarding(docker_image_list.Delegate):
+    """Delegate leaves entering to its subclasses, as upstream's does."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *unused):
+        pass
+
+
+def _children(lst):
+    return [(platform, child) for platform, child in lst]
+
+
+@pytest.mark.parametrize('args', [(), (None,)], ids=['no-target', 'None'])
+def test_synthesized_list_without_target_means_linux_amd64(mixed, args):
+    amd = mixed.child(os='linux', architecture='amd64')
+    with _open_list(mixed) as lst:
+        synthesized = docker_image_list.FromList(_children(lst))
+        with synthesized:
+            assert [c.digest() for c in synthesized.resolve_all(*args)] == [
+                amd.digest]
+            assert synthesized.resolve(*args).digest() == amd.digest
+            delegate = _Forwarding(synthesized)
+            assert [c.digest() for c in delegate.resolve_all(*args)] == [
+                amd.digest]
+
+
+def test_synthesized_list_searches_nested_lists(registry, mixed):
+    """A nested list yields its matching images, never itself."""
+    other = images.push_index(
+        registry, 'lib/mixed:other', seed=7,
+        platforms=[{'os': 'linux', 'architecture': 'arm64', 'variant': 'v8'},
+                   {'os': 'linux', 'architecture': 'ppc64le'}])
+    arm = docker_image_list.Platform({'os': 'linux', 'architecture': 'arm64'})
+    ppc = docker_image_list.Platform({'os': 'linux', 'architecture': 'ppc64le'})
+    with _open_list(mixed) as inner, _open_list(other) as second:
+        by_platform = {p.architecture(): c for p, c in _children(second)}
+        nested = docker_image_list.FromList(_children(inner))
+        outer = docker_image_list.FromList([
+            (None, inner), (arm, by_platform['arm64']), (None, nested)])
+        with outer:
+            found = outer.resolve_all()
+            assert all(isinstance(c, docker_image.DockerImage) for c in found)
+            assert [c.digest() for c in found] == [
+                mixed.child(os='linux', architecture='amd64').digest]
+            want_arm = sorted([
+                mixed.child(os='linux', architecture='arm64',
+                            variant='v8').digest,
+                other.child(os='linux', architecture='arm64',
+                            variant='v8').digest])
+            assert [c.digest() for c in outer.resolve_all(arm)] == want_arm
+            assert outer.resolve(arm).digest() == want_arm[0]
+            # The ppc64le image is in no entry of OUTER.
+            assert outer.resolve_all(ppc) == []
+            with pytest.raises(docker_image_list.PlatformNotFoundError):
+                outer.resolve(ppc)
+
+
 def test_wrong_blob_digest_is_refused_not_returned(registry, pushed):
     """Asking for a blob under another digest must not return its bytes."""
     name = docker_name.Tag(pushed.by_tag)

@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 
+from containerregistry.testing import foreign
 from containerregistry.testing import forward_proxy
 from containerregistry.testing import images
 from containerregistry.testing import pars
@@ -945,3 +946,60 @@ def test_password_not_logged(request, kind, repo_name, tools):
     basic = base64.b64encode(('%s:%s' % registry.creds).encode()).decode()
     for secret in (registry.password, basic):
         assert secret not in proc.stderr and secret not in proc.stdout
+
+
+def test_join_layers_tarball_with_a_foreign_layer(foreign_registry, repo_name,
+                                                  tools):
+    """The foreign layer is never uploaded; its descriptor is published."""
+    registry = foreign_registry
+    img = foreign.join_layers_tarball(
+        os.path.join(tools.new_dir('win'), 'win.tar'),
+        ['https://example.invalid/win/base.tar.gz'])
+    own = gzip.compress(img.own.tar, compresslevel=9, mtime=1225856967)
+    expected = json.dumps({
+        'config': {'digest': images.sha256(img.config),
+                   'mediaType': images.DOCKER_CONFIG, 'size': len(img.config)},
+        'layers': [img.descriptor,
+                   {'digest': images.sha256(own),
+                    'mediaType': images.DOCKER_LAYER, 'size': len(own)}],
+        'mediaType': images.DOCKER_MANIFEST, 'schemaVersion': 2,
+    }, sort_keys=True).encode()
+    name = _name(registry, repo_name)
+    mark = registry.mark()
+    assert tools.push(name, '--tarball', img.path) == images.sha256(expected)
+    body, _ = images.Client(registry).manifest(repo_name, 'latest')
+    assert body == expected
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert img.foreign.digest not in ' '.join(p for _, p in reqs)
+    assert sorted(ph.uploaded_digests(reqs)) == sorted(
+        [images.sha256(img.config), images.sha256(own)])
+    status, _, _ = images.Client(registry).request(
+        'HEAD', repo_name, 'blobs/' + img.foreign.digest)
+    assert status == 404
+
+
+def test_imported_foreign_image_pushed_with_its_manifest(
+        foreign_registry, repo_name, tools):
+    """importer --format tar.gz, then --manifest for the foreign layer: the
+    image the importer's `digest` names."""
+    registry = foreign_registry
+    img = foreign.join_layers_tarball(
+        os.path.join(tools.new_dir('win'), 'win.tar'),
+        ['https://example.invalid/win/base.tar.gz'])
+    out = tools.new_dir('imported')
+    proc = pars.run_tool('importer', '--tarball', img.path, '--directory',
+                         out, '--format', 'tar.gz', timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    name = _name(registry, repo_name)
+    mark = registry.mark()
+    digest = tools.push(name, '--config', os.path.join(out, 'config.json'),
+                        '--manifest', os.path.join(out, 'manifest.json'),
+                        '--digest', os.path.join(out, '001.sha256'),
+                        '--layer', os.path.join(out, '001.tar.gz'))
+    with open(os.path.join(out, 'digest')) as f:
+        assert digest == f.read()
+    with open(os.path.join(out, 'manifest.json'), 'rb') as f:
+        assert images.Client(registry).manifest(repo_name, 'latest')[0] == \
+            f.read()
+    reqs = ph.repo_requests(registry, mark, repo_name)
+    assert img.foreign.digest not in ' '.join(p for _, p in reqs)

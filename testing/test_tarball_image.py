@@ -23,8 +23,12 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import foreign_layers
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.client.v2_2 import save
+from containerregistry.testing import foreign
 from containerregistry.testing import images
+from containerregistry.transport import pooled_http
 
 MTIME = 1225856967
 
@@ -280,6 +284,93 @@ def test_layer_sources_descriptor_and_symlinked_layers(tmp_path):
         assert img.uncompressed_blob(foreign['digest']) == tars[0]
         assert img.blob_size(foreign['digest']) == 12345
         assert foreign['digest'] not in img.distributable_blob_set()
+
+
+def test_join_layers_placeholder_is_not_the_foreign_blob(tmp_path):
+    """An empty placeholder is no blob; as a tar it is read as upstream."""
+    img = foreign.join_layers_tarball(
+        str(tmp_path / 'win.tar'), ['https://example.invalid/a.tgz',
+                                    'http://example.invalid/b.tgz'])
+    digest = img.foreign.digest
+    with docker_image.FromTarball(img.path) as image:
+        assert json.loads(image.manifest())['layers'][0] == img.descriptor
+        assert image.blob_size(digest) == len(img.foreign.blob)
+        assert image.distributable_blob_set() == {
+            sha256(img.config), sha256(upstream_gzip(img.own.tar))}
+        for read in (image.blob, image.blob_stream):
+            with pytest.raises(docker_image.ForeignLayerUnavailableError) as e:
+                read(digest)
+            assert e.value.digest == digest
+            assert e.value.urls == img.descriptor['urls']
+            assert str(e.value) == (
+                'foreign layer %s is not in %s (it holds a placeholder, %s); '
+                'its URLs: https://example.invalid/a.tgz, '
+                'http://example.invalid/b.tgz' % (
+                    digest, img.path,
+                    json.loads(_member(img.path, 'manifest.json'))[0][
+                        'Layers'][0]))
+        assert image.uncompressed_blob(digest) == b''
+        assert image.uncompressed_layer(img.foreign.diff_id) == b''
+        assert image.blob_range(digest) is None
+        with image.stand_in(digest, compressed=True) as f:
+            assert f.read() == upstream_gzip(b'')
+        with image.stand_in(digest, compressed=False) as f:
+            assert f.read() == b''
+        assert image.stand_in(sha256(upstream_gzip(img.own.tar)), True) is None
+
+
+def test_foreign_layer_whose_member_is_the_blob(tmp_path):
+    """A placeholder that is the very blob serves it like any other."""
+    blob = images.layer_from_tar(images.make_layer(900, 6000)).blob
+    made = foreign.join_layers_tarball(
+        str(tmp_path / 'win.tar'), ['https://example.invalid/a.tgz'],
+        seed=900, foreign_member=blob)
+    assert made.foreign.blob == blob
+    with docker_image.FromTarball(made.path) as image:
+        assert image.blob(made.foreign.digest) == made.foreign.blob
+        assert image.stand_in(made.foreign.digest, True) is None
+        assert image.stand_in(made.foreign.digest, False) is None
+        assert image.uncompressed_layer(made.foreign.diff_id) == made.foreign.tar
+
+
+def test_fetching_completes_the_placeholder(tmp_path):
+    """foreign_layers.Fetching reads the layer from its URLs, once."""
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'), [])
+    with foreign.serve({'/l.tgz': img.foreign.blob}) as server:
+        img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                          [server.url('/l.tgz')])
+        with docker_image.FromTarball(img.path) as tarball, \
+                foreign_layers.Fetching(tarball, pooled_http.Http()) as image:
+            assert image.blob(img.foreign.digest) == img.foreign.blob
+            assert image.uncompressed_blob(img.foreign.digest) == \
+                img.foreign.tar
+            out = str(tmp_path / 'fast')
+            save.fast(image, out)
+            with open(os.path.join(out, '000.tar.gz'), 'rb') as f:
+                assert f.read() == img.foreign.blob
+        assert len(server.seen) == 1
+
+
+def test_foreign_placeholder_survives_saving_again(tmp_path):
+    """save.tarball keeps the placeholder and its LayerSources entry."""
+    img = foreign.join_layers_tarball(str(tmp_path / 'win.tar'),
+                                      ['https://example.invalid/a.tgz'])
+    again = str(tmp_path / 'again.tar')
+    with docker_image.FromTarball(img.path) as image, \
+            tarfile.open(again, 'w') as tar:
+        save.tarball(docker_name.Tag('example.com/win/app:v2', strict=False),
+                     image, tar)
+    entry, = json.loads(_member(again, 'manifest.json'))
+    assert entry['LayerSources'] == {img.foreign.diff_id: img.descriptor}
+    assert _member(again, entry['Layers'][0]) == b''
+    with docker_image.FromTarball(again) as copy, \
+            docker_image.FromTarball(img.path) as original:
+        assert copy.manifest() == original.manifest()
+
+
+def _member(path: str, name: str) -> bytes:
+    with tarfile.open(path) as tar:
+        return tar.extractfile(name).read()
 
 
 def test_single_tag_in_repositories_picks_image(tmp_path):

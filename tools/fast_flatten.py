@@ -8,6 +8,7 @@ and hardlinks are resolved as a container runtime resolves them (see
 renamed once both are complete; a failed run leaves neither behind (see
 `client.v2_2.outputs.Outputs`, also for devices, FIFOs and symlinks).
 """
+import contextlib
 import logging
 import os
 from typing import List, Optional
@@ -21,6 +22,7 @@ USAGE = """flatten.par [-h] [--tarball TARBALL] [--config CONFIG]
                    [--uncompressed_layer UNCOMPRESSED_LAYER]
                    [--diff_id DIFF_ID] [--filesystem FILESYSTEM]
                    [--metadata METADATA] [--stderrthreshold STDERRTHRESHOLD]
+                   [--fetch-foreign-layers]
                    [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
@@ -61,6 +63,12 @@ parser.add_argument(
     help='The name of where to write the container startup metadata.')
 
 logging_setup.DefineCommandLineArgs(parser)
+
+parser.add_argument(
+    '--fetch-foreign-layers', action='store_true',
+    help=('Fetch foreign layers (Windows base layers) that the inputs hold '
+          'only a placeholder for from the URLs their descriptors list '
+          '(no credentials are sent; the bytes must match the digest).'))
 
 logging_setup.DefineLogFileArg(parser)
 
@@ -105,6 +113,25 @@ def _check_files(flag: str, pairs: List[tuple]) -> None:
                           '--%s %s' % (flag, path)) from e
 
 
+def _missing_foreign_layer(err: BaseException) -> Optional[BaseException]:
+    """The ForeignLayerUnavailableError behind ERR, if one is."""
+    from containerregistry.client.v2_2 import docker_image
+    while err is not None:
+        if isinstance(err, docker_image.ForeignLayerUnavailableError):
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def _with_foreign_layers(args, image):
+    """IMAGE, fetching the foreign layers it lacks if the user asked."""
+    if not args.fetch_foreign_layers:
+        return contextlib.nullcontext(image)
+    from containerregistry.client.v2_2 import foreign_layers
+    from containerregistry.transport import pooled_http
+    return foreign_layers.Fetching(image, pooled_http.Http())
+
+
 def _write_filesystem(args, config_text: str, base_layers: int,
                       layers: List[tuple], uncompressed: List[tuple],
                       outputs) -> None:
@@ -116,7 +143,8 @@ def _write_filesystem(args, config_text: str, base_layers: int,
     _check_files('uncompressed_layer', uncompressed)
     with disk_image.FromDisk(config_text, layers,
                              uncompressed_layers=uncompressed,
-                             legacy_base=args.tarball) as image:
+                             legacy_base=args.tarball) as disk, \
+            _with_foreign_layers(args, disk) as image:
         _check_layer_count(image, base_layers + max(len(layers),
                                                     len(uncompressed)))
         with outputs.open(args.filesystem) as f:
@@ -179,7 +207,12 @@ def main(argv=None) -> None:
     except Exception as e:  # pylint: disable=broad-except
         outputs.discard()
         logging.debug('Flatten failed', exc_info=True)
-        cli.fatal(_ERROR, errors.describe(e))
+        message = errors.describe(e)
+        missing = _missing_foreign_layer(e)
+        if (missing is not None and missing.urls
+                and not args.fetch_foreign_layers):
+            message += ' (--fetch-foreign-layers fetches it from them)'
+        cli.fatal(_ERROR, message)
     finally:
         outputs.discard()
 

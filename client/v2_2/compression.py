@@ -120,7 +120,7 @@ def gzip_stream(reader: BinaryIO, out: BinaryIO, compresslevel: int = 9,
         writer.write(chunk)
 
 
-class _Prefixed(io.RawIOBase):
+class Prefixed(io.RawIOBase):
     """Yields PREFIX, then the rest of READER (to peek at magic bytes)."""
 
     def __init__(self, prefix: bytes, reader):
@@ -195,9 +195,9 @@ def decompress_stream(reader) -> Tuple[Any, Optional[str]]:
     head = _read_head(reader, len(ZSTD_MAGIC))
     codec = codec_of(head)
     if codec == GZIP:
-        return (io.BufferedReader(_GunzipReader(_Prefixed(head, reader)), _PIECE),
+        return (io.BufferedReader(_GunzipReader(Prefixed(head, reader)), _PIECE),
                 codec)
-    stream = io.BufferedReader(_Prefixed(head, reader), _CHUNK)
+    stream = io.BufferedReader(Prefixed(head, reader), _CHUNK)
     if codec == ZSTD:
         try:
             return _open_zstd(stream), codec
@@ -264,7 +264,7 @@ def digest_layer(reader, tar_out: Optional[BinaryIO] = None) -> LayerDigests:
     head = _read_head(reader, len(ZSTD_MAGIC))
     if codec_of(head) == GZIP:
         return _digest_gzip(head, reader, tar_out)
-    raw = HashingReader(_Prefixed(head, reader))
+    raw = HashingReader(Prefixed(head, reader))
     inner, codec = decompress_stream(raw)
     tar_hash = hashlib.sha256()
     with inner:

@@ -256,6 +256,11 @@ class FromDisk(docker_image.DockerImage):
             return _open(self._layer_to_filename[digest])
         if digest == self.config_blob():
             return io.BytesIO(self._config_bytes())
+        foreign = self._foreign(digest)
+        if foreign is not None and self._legacy_base is None:
+            raise docker_image.ForeignLayerUnavailableError(
+                digest, foreign.get('urls') or [],
+                'the image (only the base manifest describes it)')
         return self._base(digest).blob_stream(digest)
 
     def _own_uncompressed(self, digest: str) -> Optional[str]:

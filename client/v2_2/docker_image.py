@@ -24,6 +24,22 @@ __all__ = [  # noqa: F822 (FromDisk, FromRegistry, FromTarball, extract: __getat
 DigestMismatchedError = docker_digest.DigestMismatchedError
 
 
+class ForeignLayerUnavailableError(ValueError):
+    """A foreign layer whose bytes this image does not hold.
+
+    Such layers (Windows base layers) are served from the URLs of their
+    descriptor, not by registries; a tarball built on such a base holds
+    only a placeholder. DIGEST and URLS say where the bytes can be had.
+    """
+
+    def __init__(self, digest: str, urls: List[str], where: str):
+        self.digest = digest
+        self.urls = list(urls)
+        super().__init__('foreign layer %s is not in %s; %s' % (
+            digest, where, 'its URLs: ' + ', '.join(self.urls)
+            if self.urls else 'its descriptor lists no URLs'))
+
+
 class FileRange(NamedTuple):
     """SIZE bytes at OFFSET of the local file PATH.
 
@@ -205,6 +221,17 @@ class DockerImage(metaclass=abc.ABCMeta):
         blob_stream().
         """
         del digest
+        return None
+
+    def stand_in(self, digest: str, compressed: bool):
+        """What the image holds in place of foreign layer DIGEST, if it lacks it.
+
+        A reader (to close) over the placeholder, as a gzip blob when
+        COMPRESSED, else as a tar: what the fast layout writes for such a
+        layer, as upstream wrote it. None (the default) for every blob the
+        image holds.
+        """
+        del digest, compressed
         return None
 
     def uncompressed_blob(self, digest: str) -> bytes:

@@ -54,7 +54,12 @@ class DockerImageList(metaclass=abc.ABCMeta):
     @abc.abstractmethod
     def resolve_all(self, target: Optional[Platform] = None
                     ) -> List[docker_image.DockerImage]:
-        """All images matching TARGET, in a deterministic order."""
+        """The images that run on TARGET (default linux/amd64), by digest.
+
+        Entries that are lists themselves are searched too: only images are
+        returned. Every entry, whatever its platform, is what iterating the
+        list gives.
+        """
 
     def resolve(self, target: Optional[Platform] = None
                 ) -> docker_image.DockerImage:
@@ -200,12 +205,15 @@ class FromRegistry(DockerImageList):
 
     def resolve_all_unordered(self, target: Optional[Platform] = None
                               ) -> Dict[docker_name.Digest, _Child]:
+        """Name -> image for each image (nested lists searched) that runs
+        on TARGET (default linux/amd64)."""
+        target = target or Platform()
         results = {}
         for name, platform, child in self.images():
             if isinstance(child, DockerImageList):
                 with child:
                     results.update(child.resolve_all_unordered(target))
-            elif target is None or target.can_run(platform):
+            elif target.can_run(platform):
                 results[name] = child
         return results
 
@@ -258,10 +266,20 @@ class FromList(DockerImageList):
 
     def resolve_all(self, target: Optional[Platform] = None
                     ) -> List[docker_image.DockerImage]:
+        target = target or Platform()
         results = {}
         for platform, image in self._images:
-            if target is None or target.can_run(platform):
-                results[image.digest()] = image
+            if isinstance(image, DockerImageList):
+                # As FromRegistry does: a nested list is searched whatever
+                # its entry says, and contributes images only.
+                with image:
+                    found = image.resolve_all(target)
+            elif target.can_run(platform):
+                found = [image]
+            else:
+                continue
+            for child in found:
+                results[child.digest()] = child
         return [results[digest] for digest in sorted(results)]
 
     def __iter__(self):

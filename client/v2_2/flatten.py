@@ -41,6 +41,7 @@ import collections
 import concurrent.futures
 import hashlib
 import io
+import json
 import logging
 import os
 import queue
@@ -373,6 +374,40 @@ class _Layers:
     def describe(self, index: int) -> str:
         return 'layer %d (%s)' % (index, self.diff_ids[index])
 
+    def _raise_empty(self, index: int) -> None:
+        """Layer INDEX is empty though its diff_id names content.
+
+        A foreign layer's placeholder (a Windows base layer, whose bytes
+        are served from its URLs) is named as such.
+        """
+        where = self.describe(index)
+        foreign = self._foreign_descriptor(index)
+        if foreign is None:
+            raise FlattenError('%s is empty, but its diff_id names content'
+                               % where)
+        urls = foreign.get('urls')
+        missing = docker_image.ForeignLayerUnavailableError(
+            foreign.get('digest'),
+            [u for u in urls if isinstance(u, str)]
+            if isinstance(urls, list) else [],
+            'the input, which holds an empty placeholder for it')
+        raise FlattenError('%s cannot be read: %s' % (where, missing)) \
+            from missing
+
+    def _foreign_descriptor(self, index: int) -> Optional[dict]:
+        """Layer INDEX's descriptor if the manifest says it is foreign."""
+        from containerregistry.client.v2_2 import docker_http  # pylint: disable=import-outside-toplevel
+        try:
+            layers = json.loads(self._image.manifest())['layers']
+            # Base layers come first in both, whatever is given on top.
+            layer = layers[index] if index < len(layers) else None
+        except (ValueError, KeyError, TypeError, OSError):
+            return None
+        if (isinstance(layer, dict) and layer.get('mediaType')
+                in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
+            return layer
+        return None
+
     def open(self, index: int, hashing: bool = False):
         """A reader over layer INDEX's tar; close it when done.
 
@@ -408,7 +443,11 @@ class _Layers:
         with stream:
             try:
                 if not stream.peek(1):
-                    return  # an empty blob, e.g. a foreign layer
+                    # No tar at all: only an empty layer may say so.
+                    found = 'sha256:' + stream.raw.hash.hexdigest()
+                    if found != self.diff_ids[index]:
+                        self._raise_empty(index)
+                    return
                 tar = tarfile.open(fileobj=stream, mode='r|', bufsize=_BUFSIZE,
                                    encoding='utf-8', errors='surrogateescape')
                 while True:
@@ -427,6 +466,8 @@ class _Layers:
                     raise FlattenError(
                         '%s does not match its diff_id: its tar hashes to %s'
                         % (where, found))
+            except FlattenError:
+                raise
             except tarfile.TarError as e:
                 raise FlattenError('%s is not a valid tar: %s'
                                    % (where, _reason(e))) from e

@@ -287,10 +287,8 @@ class FromRegistry(docker_image.DockerImage):
         for layer in manifest.get('layers') or []:
             if (layer.get('digest') == digest and layer.get('mediaType')
                     in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
-                urls = layer.get('urls')
-                return [url for url in urls if isinstance(url, str)
-                        and url.split(':', 1)[0] in ('https', 'http')
-                        ] if isinstance(urls, list) else []
+                from containerregistry.client.v2_2 import foreign_layers  # pylint: disable=import-outside-toplevel
+                return foreign_layers.fetchable(layer.get('urls'))
         return []
 
     def config_file(self) -> str:

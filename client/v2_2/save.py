@@ -9,6 +9,10 @@ renamed into place only when it matched (a blob the image has already
 checked in a local file, `blob_range`, is copied by the kernel instead).
 `digest` is removed first and written last, so a directory holding it is
 complete; a failed save removes what it wrote.
+
+A foreign layer the image holds only a placeholder for (a tarball built on
+a Windows base) is written as that placeholder, unchecked, as upstream
+wrote it (`DockerImage.stand_in`); `manifest.json` keeps its descriptor.
 """
 import concurrent.futures
 import contextlib
@@ -143,7 +147,7 @@ def _remove(path: str) -> None:
         pass
 
 
-def _copy_verified(reader, dest: str, digest: str, size: Optional[int],
+def copy_verified(reader, dest: str, digest: str, size: Optional[int],
                    what: str) -> None:
     """Streams READER into DEST, checking DIGEST (and SIZE) on the way.
 
@@ -311,6 +315,19 @@ def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
     pool.shutdown(wait=True)
 
 
+def _write_stand_in(out: _Output, image: docker_image.DockerImage,
+                    digest: str, final: str, compressed: bool) -> bool:
+    """Writes the placeholder IMAGE holds for DIGEST at FINAL, if it has one."""
+    reader = image.stand_in(digest, compressed)
+    if reader is None:
+        return False
+    temp = out.temp(final)
+    with contextlib.closing(reader), _create(temp) as f:
+        shutil.copyfileobj(reader, f, _CHUNK)
+    out.place(temp, final)
+    return True
+
+
 def _save(image: docker_image.DockerImage, directory: str, threads: int,
           write_layer: Callable[[_Output, int, str], Tuple[str, str]]
           ) -> Tuple[str, LayerPaths]:
@@ -360,7 +377,7 @@ def _blob_fetcher(image: docker_image.DockerImage,
                 _place_range(checked, dest, what)
                 return
             with contextlib.closing(image.blob_stream(digest)) as blob:
-                _copy_verified(blob, dest, digest, sizes.get(digest), what)
+                copy_verified(blob, dest, digest, sizes.get(digest), what)
         return run
 
     def fetch(out: _Output, digest: str, final: str, what: str) -> None:
@@ -389,7 +406,8 @@ def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
     def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
         name = '%03d' % index
         final = out.path(name + '.tar.gz')
-        fetch(out, digest, final, 'layer %s (%s)' % (name, digest))
+        if not _write_stand_in(out, image, digest, final, compressed=True):
+            fetch(out, digest, final, 'layer %s (%s)' % (name, digest))
         digest_path = out.write(name + '.sha256',
                                 digest.split(':', 1)[1].encode('ascii'))
         return digest_path, final
@@ -557,9 +575,12 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
     def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
         name = '%03d' % index
         final = out.path(name + '.tar')
+        diff_id = by_digest.get(digest)
+        hex_id = (diff_id or '').split(':', 1)[-1]
+        if _write_stand_in(out, image, digest, final, compressed=False):
+            return out.write(name + '.sha256', hex_id.encode('ascii')), final
         temp = out.temp(final)
         what = 'layer %s (%s)' % (name, digest)
-        diff_id = by_digest.get(digest)
         if (not _place_checked_tar(image, digest, diff_id, temp, what)
                 and not _inflate_checked(image, digest, diff_id, temp)):
             blob = docker_digest.VerifyingReader(image.blob_stream(digest),
@@ -568,7 +589,7 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
             reader, _ = compression.gunzip_if_compressed(blob)
             with contextlib.closing(reader):
                 if diff_id:
-                    _copy_verified(reader, temp, diff_id, None,
+                    copy_verified(reader, temp, diff_id, None,
                                    'diff_id of ' + what)
                 else:
                     with _create(temp) as f:
@@ -577,7 +598,6 @@ def uncompressed(image: docker_image.DockerImage, directory: str,
                 while blob.read(_CHUNK):
                     pass
         out.place(temp, final)
-        hex_id = (diff_id or '').split(':', 1)[-1]
         digest_path = out.write(name + '.sha256', hex_id.encode('ascii'))
         return digest_path, final
 

@@ -17,6 +17,15 @@ for sinks that write tars (`save.uncompressed`) to link or copy rather than
 inflate the layer again.
 Temporary files go when the image is exited; the image stays usable
 afterwards and recreates them when needed.
+
+Foreign layers (a Windows base, as rules_docker's join_layers writes it)
+are listed in the entry's `LayerSources`, keyed by diff_id: the manifest
+keeps that descriptor, and the member is only a placeholder (empty, or
+the layer's tar as `docker save` writes it), so its bytes are not the
+blob. Reading such a blob raises `ForeignLayerUnavailableError`; its tar
+is the placeholder's, as upstream read it (flatten checks it against the
+diff_id). `stand_in` gives the placeholder, which the fast layout writes
+as upstream did.
 """
 import bz2
 import concurrent.futures
@@ -35,7 +44,7 @@ import tempfile
 import threading
 import time
 import zlib
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
@@ -334,6 +343,8 @@ class FromTarball(docker_image.DockerImage):
         self._populate_error: Optional[BaseException] = None
         self._blob_names: Dict[str, str] = {}
         self._sizes: Dict[str, int] = {}
+        # Foreign layer digest -> (its diff_id, its LayerSources descriptor).
+        self._foreign: Dict[str, Tuple[str, Dict[str, Any]]] = {}
         self._compressed: Dict[str, _Blob] = {}
         self._member_locks: Dict[str, threading.Lock] = {}
 
@@ -556,14 +567,12 @@ class FromTarball(docker_image.DockerImage):
         descriptors = []
         blob_names: Dict[str, str] = {}
         sizes: Dict[str, int] = {}
+        foreign: Dict[str, Tuple[str, Dict[str, Any]]] = {}
         for member, diff_id in zip(layers, diff_ids):
             source = sources.get(diff_id)
             if source is not None:
-                descriptor = {'digest': source['digest'],
-                              'mediaType': source['mediaType'],
-                              'size': source['size']}
-                if source.get('urls'):
-                    descriptor['urls'] = source['urls']
+                descriptor = self._source_descriptor(diff_id, source)
+                foreign[descriptor['digest']] = (diff_id, descriptor)
             else:
                 blob = self._compressed[member]
                 descriptor = {'digest': blob.digest,
@@ -585,8 +594,31 @@ class FromTarball(docker_image.DockerImage):
         with self._lock:
             self._blob_names = blob_names
             self._sizes = sizes
+            self._foreign = foreign
             self._manifest = manifest
         return manifest
+
+    def _source_descriptor(self, diff_id: str, source: Any) -> Dict[str, Any]:
+        """The manifest's descriptor for a LayerSources entry, checked."""
+        what = '%s: LayerSources[%s]' % (self._tarball, diff_id)
+        if not isinstance(source, dict):
+            raise TarballError('%s is not a JSON object' % what)
+        docker_digest.check_form(source.get('digest'), what)
+        size, media_type = source.get('size'), source.get('mediaType')
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise TarballError('%s has an invalid size %s'
+                               % (what, json.dumps(size)[:100]))
+        if not isinstance(media_type, str) or not media_type:
+            raise TarballError('%s has no mediaType' % what)
+        urls = source.get('urls')
+        if urls is not None and not (isinstance(urls, list) and all(
+                isinstance(url, str) for url in urls)):
+            raise TarballError('%s: urls is not a list of strings' % what)
+        descriptor = {'digest': source['digest'], 'mediaType': media_type,
+                      'size': size}
+        if urls:
+            descriptor['urls'] = urls
+        return descriptor
 
     def _compress_all(self, members: List[str]) -> None:
         """Compresses MEMBERS, several at once (zlib releases the GIL).
@@ -693,9 +725,60 @@ class FromTarball(docker_image.DockerImage):
         with self.blob_stream(digest) as f:
             return f.read()
 
+    # Foreign layers.
+
+    def _foreign_missing(self, digest: str) -> docker_image.ForeignLayerUnavailableError:
+        _, descriptor = self._foreign[digest]
+        return docker_image.ForeignLayerUnavailableError(
+            digest, descriptor.get('urls') or [],
+            '%s (it holds a placeholder, %s)' % (
+                self._tarball, self._member_for(digest)))
+
+    def _holds_foreign_blob(self, digest: str) -> bool:
+        """Whether the member of foreign layer DIGEST is that very blob."""
+        member = self._member_for(digest)
+        if self._archive().lookup(member).size == 0:
+            return False
+        return self._compress(member).digest == digest
+
+    def stand_in(self, digest: str, compressed: bool):
+        """The placeholder of foreign layer DIGEST: gzipped, or its tar.
+
+        An empty placeholder is given as it is (gzipped with the fixed
+        settings when COMPRESSED); a tar `docker save` wrote must hash to
+        the layer's diff_id, as any other layer's. None when the member is
+        the very blob (or DIGEST no foreign layer).
+        """
+        self._populate()
+        if digest not in self._foreign or self._holds_foreign_blob(digest):
+            return None
+        diff_id, _ = self._foreign[digest]
+        member = self._member_for(digest)
+        if self._archive().lookup(member).size == 0:
+            if compressed:
+                return open(self._compress(member).path, 'rb')  # pylint: disable=consider-using-with
+            return io.BytesIO(b'')
+        if not compressed:
+            return docker_digest.VerifyingReader(
+                self._member_stream(member), diff_id,
+                'the tar of foreign layer %s' % digest)
+        blob = self._compress(member)
+        if blob.diff_id != diff_id:
+            raise DiffIdMismatchError(
+                '%s: the placeholder %s of foreign layer %s does not match '
+                'the config: its tar hashes to %s, the config says %s'
+                % (self._tarball, member, digest, blob.diff_id, diff_id))
+        if blob.path is not None:
+            return open(blob.path, 'rb')  # pylint: disable=consider-using-with
+        archive = self._archive()
+        return archive.open(archive.lookup(member))
+
     def blob_stream(self, digest: str):
         if digest == self.config_blob():
             return io.BytesIO(self.config_file().encode('utf8'))
+        self._populate()
+        if digest in self._foreign and not self._holds_foreign_blob(digest):
+            raise self._foreign_missing(digest)
         blob = self._compress(self._member_for(digest))
         if blob.path is not None:
             return open(blob.path, 'rb')  # pylint: disable=consider-using-with
@@ -714,7 +797,7 @@ class FromTarball(docker_image.DockerImage):
         member = self._member_for(digest)
         with self._lock:
             blob = self._compressed.get(member)
-        if blob is None or blob.source is None:
+        if blob is None or blob.source is None or blob.digest != digest:
             return None
         if blob.path is not None:
             path, offset, private = blob.path, 0, True
@@ -733,7 +816,7 @@ class FromTarball(docker_image.DockerImage):
         A plain member is its own tar; a gzipped one has a tar only with
         `keep_tars`. None once the file has changed since it was hashed.
         """
-        if digest == self.config_blob():
+        if digest == self.config_blob() or digest in self._foreign:
             return None
         member = self._member_for(digest)
         with self._lock:
