@@ -23,6 +23,9 @@ request unchanged; tests switch on faults:
   of METHOD whose path contains CONTAINS with STATUS (and a Retry-After
   header when given) instead of forwarding them.
 
+- `redirect(path, location, status)`: answer requests for PATH with STATUS
+  and that Location (a registry sending a manifest request elsewhere).
+
 Every request is recorded in `requests` as (method, path, headers).
 """
 import hashlib
@@ -67,6 +70,7 @@ class Proxy:
         self._anonymous_ping = False
         self._failures: List[list] = []
         self._oversize: Dict[str, bool] = {}
+        self._redirects: Dict[str, Tuple[str, int]] = {}
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -111,6 +115,9 @@ class Proxy:
 
     def anonymous_ping(self, on: bool = True) -> None:
         self._anonymous_ping = on
+
+    def redirect(self, path: str, location: str, status: int = 301) -> None:
+        self._redirects[path] = (location, status)
 
     def oversize_manifest(self, ref: str, announce: bool) -> None:
         self._oversize[ref] = announce
@@ -205,6 +212,9 @@ class Proxy:
                         and proxy._anonymous_ping):
                     return self._send(200, [('Content-Type', 'application/json')],
                                       b'{}')
+                if path in proxy._redirects:
+                    location, status = proxy._redirects[path]
+                    return self._send(status, [('Location', location)], b'')
                 if (blob and self.command == 'GET' and proxy._redirect):
                     self.send_response(307)
                     self.send_header('Location', 'http://%s%s' % (proxy.origin_host, self.path))

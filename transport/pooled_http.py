@@ -231,6 +231,7 @@ class Http:
         for _ in range(MAX_REDIRECTS + 1):
             resp, reader = self._send(uri, method, body, headers)
             if resp.status not in _REDIRECTS or method not in IDEMPOTENT:
+                resp.url = uri
                 return resp, reader
             location = resp.get('location')
             reader.read()

@@ -412,6 +412,7 @@ class Transport:
                     body.seek(start)
                 continue
             break
+        _check_same_manifest_path(url, method, resp, reader)
         if accepted_codes is not None and resp.status not in accepted_codes:
             try:
                 content = reader.read()
@@ -461,6 +462,26 @@ class Transport:
             yield resp, content
             link = ParseNextLinkHeader(resp)
             next_page = urllib.parse.urljoin(next_page, link) if link else None
+
+
+def _check_same_manifest_path(url: str, method: str,
+                              resp: streaming.Response, reader) -> None:
+    """Refuses a manifest answered from another path than URL's.
+
+    The transport follows redirects; a manifest is named by its repository
+    path, so one redirected to another path (`a/../b` resolved to `b`, or a
+    registry pointing elsewhere) is not the image asked for.
+    """
+    path = urllib.parse.urlsplit(url).path
+    final = getattr(resp, 'url', None)
+    if not final or '/manifests/' not in path:
+        return
+    moved = urllib.parse.urlsplit(final).path
+    if moved != path:
+        reader.close()
+        raise BadStateException(
+            '%s %s: redirected to another repository path (%s), refused'
+            % (method, url, moved))
 
 
 def ParseNextLinkHeader(resp: Mapping[str, str]) -> Optional[str]:
