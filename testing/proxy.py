@@ -3,7 +3,8 @@
 Clients name it `localhost:PORT` (plain http). By default it forwards every
 request unchanged; tests switch on faults:
 
-- `corrupt_blob(digest)`: flip one byte of that blob's body;
+- `corrupt_blob(digest, times=None)`: flip one byte of that blob's body
+  (every time, or in the first TIMES responses);
 - `replace_manifest(ref, body)`: serve BODY for manifest GET/HEADs of REF;
 - `drop_blob(digest, after=N, times=None)`: announce the full length, send N
   bytes, close (every time, or the first TIMES responses, ranged ones too);
@@ -59,7 +60,7 @@ class Proxy:
         self.registry = registry
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []
         self.origin_requests: List[Tuple[str, str, Dict[str, str]]] = []
-        self._corrupt: set = set()
+        self._corrupt: Dict[str, Optional[int]] = {}
         self._drop: Dict[str, int] = {}
         self._stall: Dict[str, int] = {}
         self.stalled = threading.Event()  # set once a stalled GET began
@@ -86,8 +87,20 @@ class Proxy:
         return '127.0.0.1:%d' % self.origin_port
 
     # Fault switches.
-    def corrupt_blob(self, digest: str) -> None:
-        self._corrupt.add(digest)
+    def corrupt_blob(self, digest: str, times: Optional[int] = None) -> None:
+        self._corrupt[digest] = times
+
+    def _corrupting(self, digest: str) -> bool:
+        """Whether this response of DIGEST is to be damaged (counts it)."""
+        with self._lock:
+            if digest not in self._corrupt:
+                return False
+            times = self._corrupt[digest]
+            if times is not None:
+                if times <= 0:
+                    return False
+                self._corrupt[digest] = times - 1
+            return True
 
     def replace_manifest(self, ref: str, body: bytes,
                          consistent_digest: bool = False) -> None:
@@ -249,7 +262,7 @@ class Proxy:
                 declared = None
                 if blob and self.command == 'GET' and resp.status == 200:
                     digest = blob.group(2)
-                    if digest in proxy._corrupt and data:
+                    if data and proxy._corrupting(digest):
                         data = bytes([data[0] ^ 0xff]) + data[1:]
                 if blob and self.command == 'GET' and resp.status in (200, 206):
                     digest = blob.group(2)

@@ -19,6 +19,7 @@ from typing import Any, BinaryIO, Callable, Dict, List, Optional, Sequence, Tupl
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
+from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import tarball_image
 
 _CHUNK = 1 << 20
@@ -89,13 +90,7 @@ class DockerImage(abc.ABC):
 
 
 def _parse_json(text: Union[str, bytes], what: str) -> Dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as e:
-        raise TarballError('%s is not valid JSON (%s)' % (what, e)) from e
-    if not isinstance(value, dict):
-        raise TarballError('%s is not a JSON object' % what)
-    return value
+    return docker_http.parse_object(text, what, TarballError)
 
 
 def _gzip(reader: BinaryIO, compresslevel: int) -> bytes:

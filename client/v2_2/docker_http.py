@@ -10,7 +10,7 @@ import re
 import threading
 import urllib.parse
 from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple)
+                    Tuple, Type, Union)
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
@@ -133,6 +133,18 @@ class BadStateException(Exception):
 # Manifests, lists, configs and tag lists are read whole; a registry must
 # not make a client hold more than this (real manifests are a few KiB).
 MAX_DOCUMENT_BYTES = 8 << 20
+
+
+def parse_object(content: Union[str, bytes], what: str,
+                 error: Type[Exception] = BadStateException) -> Dict[str, Any]:
+    """CONTENT parsed as a JSON object, else ERROR naming WHAT."""
+    try:
+        parsed = json.loads(content)
+    except ValueError as e:
+        raise error('%s is not valid JSON (%s)' % (what, e)) from None
+    if not isinstance(parsed, dict):
+        raise error('%s is not a JSON object' % what)
+    return parsed
 
 
 def read_capped(reader, what: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:

@@ -45,12 +45,11 @@ def check_manifest(content: bytes, what: str) -> None:
     What is read from it later must be of the right type: digests become
     URL paths and file names, sizes bound downloads.
     """
-    try:
-        manifest = json.loads(content)
-    except ValueError as e:
-        raise MalformedManifestError('%s is not JSON: %s' % (what, e)) from None
-    if not isinstance(manifest, dict):
-        raise MalformedManifestError('%s is not a JSON object' % what)
+    manifest = docker_http.parse_object(content, what, MalformedManifestError)
+    version = manifest.get('schemaVersion')
+    if type(version) is not int or version not in (1, 2):
+        raise MalformedManifestError('%s has an unknown schemaVersion: %s'
+                                     % (what, json.dumps(version)))
     if 'manifests' in manifest:
         for i, entry in enumerate(_check_list_of(manifest, 'manifests', what)):
             _check_descriptor(entry, '%s: manifests[%d]' % (what, i))
@@ -295,9 +294,17 @@ class FromRegistry(docker_image.DockerImage):
 
     def config_file(self) -> str:
         digest = self.config_blob()
-        with self.blob_stream(digest) as reader:
-            return docker_http.read_capped(
-                reader, 'config %s of %s' % (digest, self._name)).decode('utf8')
+        what = 'config %s of %s' % (digest, self._name)
+
+        def fetch() -> bytes:
+            with self.blob_stream(digest) as reader:
+                return docker_http.read_capped(reader, what)
+        content = docker_digest.fetched_once_more(fetch, what)
+        try:
+            return content.decode('utf8')
+        except UnicodeDecodeError as e:
+            raise docker_http.BadStateException(
+                '%s is not UTF-8 text: %s' % (what, e)) from None
 
     def blob_size(self, digest: str) -> int:
         resp, unused_content = self.transport().Request(

@@ -18,7 +18,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
@@ -26,10 +25,10 @@ from typing import Callable, Dict, List, Optional, Tuple
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import file_lock
+from containerregistry.client.v2_2 import image_checks
 from containerregistry.client.v2_2 import leftovers
 
 _CHUNK = 1 << 20
-_NUMBERED = re.compile(r'^(\d{3,})\.(?:tar\.gz|tar|sha256)$')
 # `.NAME.PID@HOST.THREAD.tmp`: a file being written (see `leftovers`).
 _TEMP_NAME = leftovers.pattern(r'\..+\.', r'\.\d+\.tmp')
 
@@ -128,14 +127,51 @@ class _Output:
         with self._lock:
             return list(self._placed)
 
-    def remove_stale(self, keep: int) -> None:
-        """Removes numbered files from an earlier save beyond KEEP layers."""
-        placed = set(self._placed)
-        for name in os.listdir(self.directory):
-            m = _NUMBERED.match(name)
-            path = self.path(name)
-            if m and (int(m.group(1)) >= keep or path not in placed):
+    def remove_stale(self, earlier: List[str]) -> None:
+        """Removes the files of EARLIER (an earlier save's layer files)
+        that this save has not put in place again."""
+        with self._lock:
+            placed = set(self._placed)
+        for path in earlier:
+            if path not in placed:
                 _remove(path)
+
+    def earlier_layer_files(self) -> List[str]:
+        """The layer files an earlier save into the directory wrote.
+
+        Read from the `manifest.json` (and `config.json`) it left: layer I
+        is `NNN.sha256` and, as that file's digest says, `NNN.tar.gz` (the
+        blob's) or `NNN.tar` (the diff_id's). Other files, whatever their
+        names, are not a save's.
+        """
+        try:
+            with open(self.path('manifest.json'), 'rb') as f:
+                layers = json.load(f)['layers']
+            digests = [layer['digest'].split(':', 1)[-1] for layer in layers]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return []
+        try:
+            with open(self.path('config.json'), 'rb') as f:
+                diff_ids = [str(d).split(':', 1)[-1] for d in
+                            json.load(f)['rootfs']['diff_ids']]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            diff_ids = []
+        found = []
+        for index, digest in enumerate(digests):
+            name = '%03d' % index
+            try:
+                with open(self.path(name + '.sha256'), 'rb') as f:
+                    recorded = f.read().decode('ascii', 'replace')
+            except OSError:
+                continue
+            suffixes = ['.sha256']
+            if recorded == digest:
+                suffixes.append('.tar.gz')
+            if index < len(diff_ids) and recorded == diff_ids[index]:
+                suffixes.append('.tar')
+            if len(suffixes) > 1:
+                found += [self.path(name + suffix) for suffix in suffixes]
+        return found
 
 
 def _create(path: str):
@@ -319,12 +355,20 @@ def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
     pool.shutdown(wait=True)
 
 
+def _checked_config(image: docker_image.DockerImage, layers: int) -> str:
+    """IMAGE's config, once it is known to fit the manifest's LAYERS."""
+    config = image.config_file()
+    image_checks.check_config(config, layers, 'the config')
+    return config
+
+
 def _save(image: docker_image.DockerImage, directory: str, threads: int,
           write_layer: Callable[[_Output, int, str], Tuple[str, str]]
           ) -> Tuple[str, LayerPaths]:
     os.makedirs(directory, exist_ok=True)
     out = _Output(directory)
     out.remove_leftovers()
+    earlier = out.earlier_layer_files()
     _remove(out.path('digest'))
     try:
         layers = list(reversed(image.fs_layers()))
@@ -335,14 +379,13 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
                 results[index] = write_layer(out, index, digest)
             return run
 
-        config: List[str] = []
-        tasks = [lambda: config.append(image.config_file())]
-        tasks += [task(i, d) for i, d in enumerate(layers)]
-        _run_parallel(threads, tasks)
+        # First, so that no layer is fetched for an image refused.
+        config = _checked_config(image, len(layers))
+        _run_parallel(threads, [task(i, d) for i, d in enumerate(layers)])
 
-        config_path = out.write('config.json', config[0].encode('utf8'))
+        config_path = out.write('config.json', config.encode('utf8'))
         out.write('manifest.json', image.manifest().encode('utf8'))
-        out.remove_stale(len(layers))
+        out.remove_stale(earlier)
         out.write('digest', image.digest().encode('utf8'))
         return config_path, [results[i] for i in range(len(layers))]
     except BaseException:
@@ -367,8 +410,12 @@ def _blob_fetcher(image: docker_image.DockerImage,
             if checked is not None and sizes.get(digest, checked.size) == checked.size:
                 _place_range(checked, dest, what)
                 return
-            with contextlib.closing(image.blob_stream(digest)) as blob:
-                _copy_verified(blob, dest, digest, sizes.get(digest), what)
+
+            def stream() -> None:
+                _remove(dest)
+                with contextlib.closing(image.blob_stream(digest)) as blob:
+                    _copy_verified(blob, dest, digest, sizes.get(digest), what)
+            docker_digest.fetched_once_more(stream, what)
         return run
 
     def fetch(out: _Output, digest: str, final: str, what: str) -> None:
@@ -459,11 +506,10 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
 
     try:
         layers = sorted(set(image.fs_layers()))
-        config: List[str] = []
-        _run_parallel(threads, [lambda: config.append(image.config_file())]
-                      + [functools.partial(put_unless_intact, d)
-                         for d in layers])
-        config_bytes = config[0].encode('utf8')
+        config_bytes = _checked_config(
+            image, len(image.fs_layers())).encode('utf8')
+        _run_parallel(threads, [functools.partial(put_unless_intact, d)
+                                for d in layers])
         docker_digest.check(image.config_blob(),
                             docker_digest.SHA256(config_bytes), 'config')
         manifest = image.manifest().encode('utf8')
