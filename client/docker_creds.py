@@ -168,19 +168,6 @@ class HelperError(Exception):
     """A docker-credential-* helper is missing, failed or returned garbage."""
 
 
-def _helper_message(stdout: str, stderr: str) -> str:
-    """What a failed helper said, on one line, never its secret.
-
-    docker-credential-helpers report errors on stdout; output that looks
-    like credentials is not repeated.
-    """
-    text = stderr or stdout
-    if 'secret' in text.lower() or text.lstrip().startswith('{'):
-        return '(its output is not shown: it may hold credentials)'
-    text = ' '.join(text.split())
-    return (text[:300] + '...') if len(text) > 300 else (text or '(no output)')
-
-
 class Helper(Basic):
     """Credentials from `docker-credential-<name> get`.
 
@@ -235,9 +222,12 @@ class Helper(Basic):
             return Anonymous().Get()
 
         if proc.returncode != 0:
+            # Its output is not repeated: no filter can tell a message from
+            # a secret (a helper may echo what it read or fetched).
             raise HelperError(
-                'Error fetching credential for %s, exit status: %d: %s'
-                % (self._name, proc.returncode, _helper_message(stdout, stderr)))
+                'Error fetching credential for %s, exit status: %d (%s failed; '
+                'its output is not shown, as it may hold credentials)'
+                % (self._name, proc.returncode, bin_name))
 
         try:
             blob = json.loads(stdout)

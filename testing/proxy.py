@@ -24,6 +24,8 @@ request unchanged; tests switch on faults:
   of METHOD whose path contains CONTAINS with STATUS (and a Retry-After
   header when given) instead of forwarding them.
 
+- `rewrite_realm(realm)`: put REALM into the registry's Bearer challenges
+  (a registry naming a token realm elsewhere);
 - `redirect(path, location, status)`: answer requests for PATH with STATUS
   and that Location (a registry sending a manifest request elsewhere).
 
@@ -72,6 +74,7 @@ class Proxy:
         self._failures: List[list] = []
         self._oversize: Dict[str, bool] = {}
         self._redirects: Dict[str, Tuple[str, int]] = {}
+        self._realm: Optional[str] = None
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -128,6 +131,9 @@ class Proxy:
 
     def anonymous_ping(self, on: bool = True) -> None:
         self._anonymous_ping = on
+
+    def rewrite_realm(self, realm: str) -> None:
+        self._realm = realm
 
     def redirect(self, path: str, location: str, status: int = 301) -> None:
         self._redirects[path] = (location, status)
@@ -280,6 +286,11 @@ class Proxy:
                 if blob and self.command == 'GET' and resp.status == 200:
                     stall = proxy._stall.get(blob.group(2))
                 headers = resp.getheaders()
+                if proxy._realm:
+                    headers = [(k, re.sub(r'realm="[^"]*"',
+                                          'realm="%s"' % proxy._realm, v)
+                                if k.lower() == 'www-authenticate' else v)
+                               for k, v in headers]
                 if proxy._divert and '/blobs/uploads/' in path:
                     headers = _relocated(headers, proxy.origin_host)
                 self._send(resp.status, headers, data, declared, drop, stall)

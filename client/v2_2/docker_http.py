@@ -15,6 +15,7 @@ from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_creds as v2_2_creds
+from containerregistry.transport import proxy_env
 from containerregistry.transport import streaming
 
 PULL = 'pull'
@@ -218,6 +219,29 @@ def _with_query(url: str, params: Sequence[Tuple[str, str]]) -> str:
     return url + joiner + urllib.parse.urlencode(params)
 
 
+def clear_text_refusal(realm: str, registry: str) -> Optional[str]:
+    """Why credentials for REGISTRY must not go to the token REALM, or None.
+
+    Credentials never cross a network in clear: a plain-http realm may
+    have them only for a plain-http registry, when the realm is loopback or
+    the registry's own host (which the user already reaches in clear), and
+    is reached directly (through an http proxy they would cross a network).
+    """
+    parts = urllib.parse.urlsplit(realm)
+    if parts.scheme.lower() == 'https':
+        return None
+    host = (parts.hostname or '').lower()
+    own = (urllib.parse.urlsplit('//' + registry).hostname or '').lower()
+    if Scheme(registry) == 'https':
+        return 'the registry is https'
+    if host != own and not proxy_env.is_loopback(host):
+        return 'another host, and not loopback'
+    proxy = proxy_env.for_url('http', host)
+    if proxy is not None:
+        return 'it would be reached through the %s' % str(proxy)
+    return None
+
+
 class Transport:
     """HTTP access to one repository, authenticated for one action."""
 
@@ -299,12 +323,12 @@ class Transport:
         headers = {'user-agent': docker_name.USER_AGENT}
         identity_token = getattr(self._basic_creds, 'identity_token', None)
         auth = '' if identity_token else self._basic_creds.Get()
-        if ((identity_token or auth)
-                and urllib.parse.urlsplit(self._realm).scheme != 'https'
-                and Scheme(self._name.registry) == 'https'):
+        refusal = (identity_token or auth) and clear_text_refusal(
+            self._realm, self._name.registry)
+        if refusal:
             raise TokenRefreshException(
                 'Refusing to send credentials for %s to the plain-http token '
-                'realm %s' % (self._name.registry, self._realm))
+                'realm %s: %s' % (self._name.registry, self._realm, refusal))
         if identity_token:
             body = urllib.parse.urlencode([
                 ('grant_type', 'refresh_token'),
