@@ -296,6 +296,10 @@ def _FromAuthEntry(key: str, entry: Any) -> Provider | None:
     if not isinstance(entry, dict):
         raise ConfigError('Invalid entry %r in "auths" section of Docker '
                          'config: expected an object' % key)
+    for field in ('identitytoken', 'auth', 'username', 'password'):
+        if entry.get(field) is not None and not isinstance(entry[field], str):
+            raise ConfigError('Invalid entry %r in "auths" section of Docker '
+                             'config: "%s" must be a string' % (key, field))
     # Like the Docker CLI, an identity token wins over an inline password
     # (`az acr login` writes a placeholder `auth` next to it).
     if entry.get('identitytoken'):
@@ -361,6 +365,10 @@ class _DefaultKeychain(Keychain):
         cred_helpers = cfg.get('credHelpers') or {}
         for key in _keys(registry):
             helper = cred_helpers.get(key)
+            if helper and not isinstance(helper, str):
+                raise ConfigError('Invalid Docker config %s: "credHelpers" '
+                                 'entry %r must be a string'
+                                 % (config_file, key))
             if helper:
                 return Helper(helper, name)
 
