@@ -90,3 +90,24 @@ def test_puller_on_a_full_disk(registry, repo_name, tmp_path, tool_env):
     assert errors[0].endswith('cannot write %s: No space left on device'
                               % out), errors
     assert left == [], left
+
+
+def test_flatten_on_a_full_disk(tmp_path, tool_env):
+    built = _image()
+    layers = tmp_path / 'layers'
+    layers.mkdir()
+    (layers / 'config.json').write_bytes(built.config)
+    args = ['--config', str(layers / 'config.json')]
+    for i, layer in enumerate(built.layers):
+        (layers / ('%d.tar.gz' % i)).write_bytes(layer.blob)
+        (layers / ('%d.sha256' % i)).write_text(layer.hex)
+        args += ['--digest', str(layers / ('%d.sha256' % i)),
+                 '--layer', str(layers / ('%d.tar.gz' % i))]
+    mountpoint = str(tmp_path / 'small')
+    flat = os.path.join(mountpoint, 'flat.tar')
+    status, errors, left = _run_on_small_disk(
+        'flatten', args + ['--filesystem', flat], mountpoint, '128k', tool_env)
+    assert status == 1 and len(errors) == 1, (status, errors)
+    assert errors[0].endswith('cannot write %s: No space left on device'
+                              % flat), errors
+    assert left == [], left

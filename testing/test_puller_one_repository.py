@@ -11,6 +11,8 @@ from containerregistry.client.v2_2 import docker_image
 from containerregistry.testing import images
 from containerregistry.testing import proxy as proxy_mod
 from containerregistry.transport import pooled_http
+from containerregistry.transport import retry
+from containerregistry.transport import transport_pool
 
 
 @pytest.fixture
@@ -55,7 +57,7 @@ def test_manifest_redirect_to_another_repository_is_refused(
     assert proxy.count('GET', '/blobs/') == 0
 
 
-@pytest.mark.parametrize('kind', ['httplib2', 'pooled'])
+@pytest.mark.parametrize('kind', ['httplib2', 'pool', 'pooled'])
 def test_library_refuses_it_on_either_transport(registry, proxy, repo_name,
                                                 kind):
     trusted = images.push_image(registry, repo_name + '-trusted:1',
@@ -65,7 +67,13 @@ def test_library_refuses_it_on_either_transport(registry, proxy, repo_name,
     proxy.redirect('/v2/%s/manifests/1' % trusted.repo,
                    'http://%s/v2/%s/manifests/1' % (proxy.host, evil.repo),
                    status=302)
-    transport = httplib2.Http() if kind == 'httplib2' else pooled_http.Http()
+    transport = {
+        'httplib2': httplib2.Http,
+        'pool': lambda: transport_pool.Http(
+            retry.Factory().WithSourceTransportCallable(httplib2.Http).Build,
+            size=2),
+        'pooled': pooled_http.Http,
+    }[kind]()
     name = docker_name.Tag('%s/%s:1' % (proxy.host, trusted.repo))
     with docker_image.FromRegistry(name, docker_creds.Anonymous(),
                                    transport) as img:

@@ -176,7 +176,8 @@ def main(argv=None) -> None:
     except Exception as e:  # pylint: disable=broad-except
         outputs.discard()
         logging.debug('Flatten failed', exc_info=True)
-        cli.fatal(_ERROR, errors.describe(e))
+        cli.fatal(_ERROR, errors.describe(e, output=' and '.join(
+            path for path in (args.filesystem, args.metadata) if path)))
     finally:
         outputs.discard()
 
