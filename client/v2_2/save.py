@@ -116,10 +116,12 @@ class _Output:
     def discard(self, keep: Callable[[str], bool] = lambda path: False
                 ) -> None:
         """Removes temporary files and what this save placed, except the
-        placed files KEEP(path) is true for."""
+        placed files KEEP(path) is true for. Once only: a file removed may
+        be another save's by the time of a second call."""
         with self._lock:
             self._discarded = True
             names = self._temps + [p for p in self._placed if not keep(p)]
+            self._temps, self._placed = [], []
         for name in names:
             _remove(name)
 
