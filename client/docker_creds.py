@@ -168,19 +168,6 @@ class HelperError(Exception):
     """A docker-credential-* helper is missing, failed or returned garbage."""
 
 
-def _helper_message(stdout: str, stderr: str) -> str:
-    """What a failed helper said, on one line, never its secret.
-
-    docker-credential-helpers report errors on stdout; output that looks
-    like credentials is not repeated.
-    """
-    text = stderr or stdout
-    if 'secret' in text.lower() or text.lstrip().startswith('{'):
-        return '(its output is not shown: it may hold credentials)'
-    text = ' '.join(text.split())
-    return (text[:300] + '...') if len(text) > 300 else (text or '(no output)')
-
-
 class Helper(Basic):
     """Credentials from `docker-credential-<name> get`.
 
@@ -235,9 +222,12 @@ class Helper(Basic):
             return Anonymous().Get()
 
         if proc.returncode != 0:
+            # Its output is not repeated: no filter can tell a message from
+            # a secret (a helper may echo what it read or fetched).
             raise HelperError(
-                'Error fetching credential for %s, exit status: %d: %s'
-                % (self._name, proc.returncode, _helper_message(stdout, stderr)))
+                'Error fetching credential for %s, exit status: %d (%s failed; '
+                'its output is not shown, as it may hold credentials)'
+                % (self._name, proc.returncode, bin_name))
 
         try:
             blob = json.loads(stdout)
@@ -306,6 +296,10 @@ def _FromAuthEntry(key: str, entry: Any) -> Provider | None:
     if not isinstance(entry, dict):
         raise ConfigError('Invalid entry %r in "auths" section of Docker '
                          'config: expected an object' % key)
+    for field in ('identitytoken', 'auth', 'username', 'password'):
+        if entry.get(field) is not None and not isinstance(entry[field], str):
+            raise ConfigError('Invalid entry %r in "auths" section of Docker '
+                             'config: "%s" must be a string' % (key, field))
     # Like the Docker CLI, an identity token wins over an inline password
     # (`az acr login` writes a placeholder `auth` next to it).
     if entry.get('identitytoken'):
@@ -371,6 +365,10 @@ class _DefaultKeychain(Keychain):
         cred_helpers = cfg.get('credHelpers') or {}
         for key in _keys(registry):
             helper = cred_helpers.get(key)
+            if helper and not isinstance(helper, str):
+                raise ConfigError('Invalid Docker config %s: "credHelpers" '
+                                 'entry %r must be a string'
+                                 % (config_file, key))
             if helper:
                 return Helper(helper, name)
 

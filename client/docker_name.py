@@ -7,6 +7,8 @@ callers (rules_docker, the CLI tools) depend on them:
   so `localhost/x` is a Docker Hub repository;
 - there is no `library/` prefixing and no `docker.io` mapping;
 - repositories are 2..255 characters, tags 1..127, digests exactly 71;
+- (stricter than the historical rules) a repository's path components are
+  never empty, `.` or `..`, so a name means one repository;
 - strict parsing requires an explicit registry and an explicit tag.
 """
 import os
@@ -49,6 +51,12 @@ def _check_element(name: str, element: str, characters: str,
 
 def _check_repository(repository: str) -> None:
     _check_element('repository', repository, _REPOSITORY_CHARS, 2, 255)
+    # The registry resolves `a/../b` to `b` (by a redirect), so such a name
+    # would mean another repository than it reads as.
+    if any(part in ('', '.', '..') for part in repository.split('/')):
+        raise BadNameException(
+            'Invalid repository: %s, path components must not be empty, '
+            '"." or ".."' % repository)
 
 
 def _check_tag(tag: str) -> None:

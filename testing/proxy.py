@@ -3,7 +3,8 @@
 Clients name it `localhost:PORT` (plain http). By default it forwards every
 request unchanged; tests switch on faults:
 
-- `corrupt_blob(digest)`: flip one byte of that blob's body;
+- `corrupt_blob(digest, times=None)`: flip one byte of that blob's body
+  (every time, or in the first TIMES responses);
 - `replace_manifest(ref, body)`: serve BODY for manifest GET/HEADs of REF;
 - `drop_blob(digest, after=N, times=None)`: announce the full length, send N
   bytes, close (every time, or the first TIMES responses, ranged ones too);
@@ -22,6 +23,11 @@ request unchanged; tests switch on faults:
 - `fail(method, contains, status, times)`: answer the first TIMES requests
   of METHOD whose path contains CONTAINS with STATUS (and a Retry-After
   header when given) instead of forwarding them.
+
+- `rewrite_realm(realm)`: put REALM into the registry's Bearer challenges
+  (a registry naming a token realm elsewhere);
+- `redirect(path, location, status)`: answer requests for PATH with STATUS
+  and that Location (a registry sending a manifest request elsewhere).
 
 Every request is recorded in `requests` as (method, path, headers).
 """
@@ -56,7 +62,7 @@ class Proxy:
         self.registry = registry
         self.requests: List[Tuple[str, str, Dict[str, str]]] = []
         self.origin_requests: List[Tuple[str, str, Dict[str, str]]] = []
-        self._corrupt: set = set()
+        self._corrupt: Dict[str, Optional[int]] = {}
         self._drop: Dict[str, int] = {}
         self._stall: Dict[str, int] = {}
         self.stalled = threading.Event()  # set once a stalled GET began
@@ -67,6 +73,8 @@ class Proxy:
         self._anonymous_ping = False
         self._failures: List[list] = []
         self._oversize: Dict[str, bool] = {}
+        self._redirects: Dict[str, Tuple[str, int]] = {}
+        self._realm: Optional[str] = None
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -82,8 +90,20 @@ class Proxy:
         return '127.0.0.1:%d' % self.origin_port
 
     # Fault switches.
-    def corrupt_blob(self, digest: str) -> None:
-        self._corrupt.add(digest)
+    def corrupt_blob(self, digest: str, times: Optional[int] = None) -> None:
+        self._corrupt[digest] = times
+
+    def _corrupting(self, digest: str) -> bool:
+        """Whether this response of DIGEST is to be damaged (counts it)."""
+        with self._lock:
+            if digest not in self._corrupt:
+                return False
+            times = self._corrupt[digest]
+            if times is not None:
+                if times <= 0:
+                    return False
+                self._corrupt[digest] = times - 1
+            return True
 
     def replace_manifest(self, ref: str, body: bytes,
                          consistent_digest: bool = False) -> None:
@@ -111,6 +131,12 @@ class Proxy:
 
     def anonymous_ping(self, on: bool = True) -> None:
         self._anonymous_ping = on
+
+    def rewrite_realm(self, realm: str) -> None:
+        self._realm = realm
+
+    def redirect(self, path: str, location: str, status: int = 301) -> None:
+        self._redirects[path] = (location, status)
 
     def oversize_manifest(self, ref: str, announce: bool) -> None:
         self._oversize[ref] = announce
@@ -205,6 +231,9 @@ class Proxy:
                         and proxy._anonymous_ping):
                     return self._send(200, [('Content-Type', 'application/json')],
                                       b'{}')
+                if path in proxy._redirects:
+                    location, status = proxy._redirects[path]
+                    return self._send(status, [('Location', location)], b'')
                 if (blob and self.command == 'GET' and proxy._redirect):
                     self.send_response(307)
                     self.send_header('Location', 'http://%s%s' % (proxy.origin_host, self.path))
@@ -239,7 +268,7 @@ class Proxy:
                 declared = None
                 if blob and self.command == 'GET' and resp.status == 200:
                     digest = blob.group(2)
-                    if digest in proxy._corrupt and data:
+                    if data and proxy._corrupting(digest):
                         data = bytes([data[0] ^ 0xff]) + data[1:]
                 if blob and self.command == 'GET' and resp.status in (200, 206):
                     digest = blob.group(2)
@@ -257,6 +286,11 @@ class Proxy:
                 if blob and self.command == 'GET' and resp.status == 200:
                     stall = proxy._stall.get(blob.group(2))
                 headers = resp.getheaders()
+                if proxy._realm:
+                    headers = [(k, re.sub(r'realm="[^"]*"',
+                                          'realm="%s"' % proxy._realm, v)
+                                if k.lower() == 'www-authenticate' else v)
+                               for k, v in headers]
                 if proxy._divert and '/blobs/uploads/' in path:
                     headers = _relocated(headers, proxy.origin_host)
                 self._send(resp.status, headers, data, declared, drop, stall)

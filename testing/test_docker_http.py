@@ -182,3 +182,33 @@ def test_token_that_is_not_a_header_value_is_refused(token_json):
     assert str(e.value) == ('The token server answered with a token that is '
                             'not a valid header value')
     assert 's3cret' not in str(e.value)
+
+
+@pytest.mark.parametrize('realm,registry,refused', [
+    ('https://auth.example.com/token', 'localhost:5000', None),
+    ('https://auth.example.com/token', 'gcr.io', None),
+    ('http://127.0.0.1:5001/token', 'localhost:5000', None),
+    ('http://localhost:5001/token', 'box.local:5000', None),
+    ('http://box.local:5001/token', 'box.local:5000', None),
+    ('http://auth.example.com/token', 'localhost:5000', 'another host'),
+    ('http://other.local/token', 'box.local:5000', 'another host'),
+    ('http://127.0.0.1:5001/token', 'gcr.io', 'the registry is https'),
+    ('http://gcr.io/token', 'gcr.io', 'the registry is https'),
+])
+def test_where_credentials_may_go_in_clear(realm, registry, refused,
+                                            monkeypatch):
+    for key in ('http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY'):
+        monkeypatch.delenv(key, raising=False)
+    found = docker_http.clear_text_refusal(realm, registry)
+    assert (found is None) if refused is None else (refused in found), found
+
+
+def test_a_realm_behind_an_http_proxy_is_out_on_the_network(monkeypatch):
+    monkeypatch.setenv('http_proxy', 'http://proxy.example:3128')
+    monkeypatch.delenv('no_proxy', raising=False)
+    monkeypatch.delenv('NO_PROXY', raising=False)
+    assert 'through the proxy proxy.example:3128' in (
+        docker_http.clear_text_refusal('http://box.local:5001/t', 'box.local:5000'))
+    # Loopback is always reached directly.
+    assert docker_http.clear_text_refusal('http://127.0.0.1:1/t',
+                                          'localhost:5000') is None

@@ -210,3 +210,22 @@ def test_registry_with_a_bad_port(registry):
                                       '[::1]:5000', 'gcr.io'])
 def test_registry_ports_that_are_fine(registry):
     assert docker_name.Tag(registry + '/some/repo:tag').registry == registry
+
+
+@pytest.mark.parametrize('name', [
+    'localhost:5000/trusted/../evil/app:1', 'localhost:5000/./app:1',
+    'localhost:5000/a//b:1', 'localhost:5000/app/:1', 'localhost:5000//app:1',
+    'localhost:5000/..:1', 'gcr.io/a/b/.@sha256:' + 'a' * 64])
+def test_a_name_means_one_repository(name):
+    """Names the registry would resolve to another path are refused."""
+    for strict in (True, False):
+        with pytest.raises(docker_name.BadNameException,
+                           match='path components must not be empty'):
+            (docker_name.Digest if '@' in name else docker_name.Tag)(
+                name, strict=strict)
+    with pytest.raises(docker_name.BadNameException):
+        docker_name.from_string(name)
+
+
+def test_dots_inside_components_are_fine():
+    assert docker_name.Tag('gcr.io/a.b/c..d/.e:1').repository == 'a.b/c..d/.e'

@@ -184,3 +184,64 @@ def test_https_registry_with_a_plain_http_token_realm(repo_name, pull, tmp_path,
         pull.assert_pulled(pull(name, env=env), pushed)
     finally:
         registry.stop()
+
+
+def _realm_elsewhere(token_registry, realm, repo_name):
+    """A proxy before TOKEN_REGISTRY whose challenges name REALM, and an
+    image there."""
+    pushed = _image(token_registry, repo_name, 360)
+    p = proxy_mod.start_proxy(token_registry)
+    p.rewrite_realm(realm)
+    return p, pushed
+
+
+def test_credentials_never_go_in_clear_to_a_realm_on_the_network(
+        token_registry, repo_name, pull, tmp_path):
+    """A plain-http registry whose realm is a plain-http host out on the
+    network: refused before any connection (the realm's name resolves to
+    nothing, so an attempt would fail on the name instead)."""
+    p, pushed = _realm_elsewhere(
+        token_registry, 'http://token.invalid:%d/token'
+        % token_registry.token_server.port, repo_name)
+    try:
+        cfg = reg.docker_config(str(tmp_path / 'cfg'),
+                                auths={p.host: token_registry.creds})
+        asked = len(token_registry.token_server.requests)
+        line = pull.assert_failed(
+            pull('%s/%s:t' % (p.host, pushed.repo), '--client-config-dir', cfg),
+            'Refusing to send credentials for %s' % p.host,
+            'plain-http token realm http://token.invalid',
+            'another host, and not loopback')
+        assert token_registry.password not in line
+        assert len(token_registry.token_server.requests) == asked
+    finally:
+        p.stop()
+
+
+def test_credentials_never_go_in_clear_through_an_http_proxy(
+        token_registry, repo_name, pull, tmp_path, tool_env):
+    """The registry's own host, but reached through http_proxy: that
+    crosses a network too."""
+    from containerregistry.testing import forward_proxy
+    name = 'registry.local'
+    p, pushed = _realm_elsewhere(
+        token_registry, 'http://%s:%d/token' % (
+            name, token_registry.token_server.port), repo_name)
+    forward = forward_proxy.ForwardProxy({name: '127.0.0.1'})
+    try:
+        registry_host = '%s:%d' % (name, p.port)
+        cfg = reg.docker_config(str(tmp_path / 'cfg'),
+                                auths={registry_host: token_registry.creds})
+        env = dict(tool_env, http_proxy=forward.url())
+        line = pull.assert_failed(
+            pull('%s/%s:t' % (registry_host, pushed.repo),
+                 '--client-config-dir', cfg, env=env),
+            'Refusing to send credentials for %s' % registry_host,
+            'reached through the proxy 127.0.0.1:%d' % forward.port)
+        assert token_registry.password not in line
+        # The ping went through the proxy; nothing went to the realm.
+        assert [seen for seen, _ in forward.seen] == [
+            'GET http://%s/v2/ HTTP/1.1' % registry_host]
+    finally:
+        forward.stop()
+        p.stop()

@@ -121,3 +121,76 @@ def test_cache_inside_the_layout_leaves_no_temporary_files(registry, repo_name,
                                    [pushed.digest, pushed.config_digest,
                                     pushed.layers[0].digest])
     assert _blob(out, pushed.layers[0].digest) == pushed.layers[0].blob
+
+
+def test_concurrent_pulls_into_one_layout_keep_every_image(
+        registry, repo_name, pull, tmp_path):
+    """Twelve pullers at once, each its own image and tag, into one layout:
+    each entry stays (they take turns with index.json), and skopeo and
+    umoci read every image."""
+    import subprocess as sp
+    from containerregistry.testing import pars
+    shared = images.make_layer(830, 3000)
+    pushed = [images.push_image(registry, '%s:t%d' % (repo_name, i),
+                                [shared, images.make_layer(840 + i, 1500)],
+                                fmt='oci')
+              for i in range(12)]
+    out = pull.new_dir()
+    procs = [sp.Popen(pars.tool_command('puller') + [
+        '--name', p.by_tag, '--directory', out, '--format', 'oci'],
+        env=pull.env, stdout=sp.PIPE, stderr=sp.PIPE, text=True)
+        for p in pushed]
+    try:
+        ended = [(proc.communicate(timeout=180), proc.returncode)
+                 for proc in procs]
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert [rc for _, rc in ended] == [0] * 12, [err for (_, err), _ in ended]
+    refs = {m['annotations']['org.opencontainers.image.ref.name']: m['digest']
+            for m in _index(out)['manifests']}
+    assert refs == {'t%d' % i: p.digest for i, p in enumerate(pushed)}
+    for i, p in enumerate(pushed):
+        copied = tmp_path / ('skopeo-%d' % i)
+        sp.run(['skopeo', 'copy', 'oci:%s:t%d' % (out, i), 'dir:%s' % copied],
+               check=True, capture_output=True)
+        assert (copied / p.layers[1].hex).read_bytes() == p.layers[1].blob
+    bundle = tmp_path / 'bundle'
+    sp.run(['umoci', 'unpack', '--rootless', '--image', '%s:t11' % out,
+            str(bundle)], check=True, capture_output=True)
+    assert (bundle / 'rootfs' / 'layer-851').is_dir()
+
+
+def test_failed_pull_keeps_the_blobs_the_index_names(registry, repo_name, pull):
+    """A failed pull takes back what it placed, but not a blob that an image
+    already in the layout uses."""
+    from containerregistry.testing import proxy as proxy_mod
+    one = images.push_image(registry, repo_name + ':one',
+                            [images.make_layer(860, 3000)], fmt='oci')
+    two = images.push_image(registry, repo_name + ':two',
+                            [images.make_layer(860, 3000),
+                             images.make_layer(861)], fmt='oci')
+    shared = one.layers[0].blob
+    first = pull(one.by_tag, '--format', 'oci')
+    assert first.returncode == 0, first.stderr
+    out = first.directory
+    index = _index(out)
+    damaged = os.path.join(out, 'blobs', 'sha256', one.layers[0].hex)
+    with open(damaged, 'wb') as f:
+        f.write(b'garbage')
+    proxy = proxy_mod.start_proxy(registry)
+    try:
+        proxy.corrupt_blob(two.layers[1].digest)
+        failed = pull('%s/%s:two' % (proxy.host, two.repo), '--format', 'oci',
+                      directory=out)
+    finally:
+        proxy.stop()
+    failed.directory = None  # the layout stays, with its other image
+    pull.assert_failed(failed, 'digest mismatch')
+    assert proxy.count('GET', '/blobs/' + one.layers[0].digest) == 1
+    assert _index(out) == index
+    assert _blob(out, one.layers[0].digest) == shared
+    assert not os.path.exists(os.path.join(out, 'blobs', 'sha256',
+                                           two.layers[1].hex))

@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -121,14 +122,21 @@ def chdir_to_caller() -> None:
         sys.exit(1)
 
 
+# C0 controls, DEL and the C1 controls.
+_CONTROL = re.compile(r'[\x00-\x1f\x7f-\x9f]')
+
+
 def fatal(message: str, *args: object) -> NoReturn:
     """Logs one CRITICAL line (like upstream's `logging.fatal`) and exits 1.
 
     `message` and `args` are combined the way logging does (`%` only when
     args are given). The line names the caller's file and line, as
-    upstream's did.
+    upstream's did. Control characters (a name ending in a newline) are
+    shown escaped, so the error stays one line.
     """
-    logging.getLogger().critical(message, *args, stacklevel=2)
+    text = message % args if args else message
+    logging.getLogger().critical('%s', _CONTROL.sub(
+        lambda m: repr(m.group())[1:-1], text), stacklevel=2)
     sys.exit(1)
 
 

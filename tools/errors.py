@@ -1,18 +1,40 @@
 """One-line descriptions of the errors a tool reports to its user."""
+import errno
+import os
+from typing import Optional
 
 _PROJECT = 'containerregistry.'
+# The output's filesystem cannot take more: whatever raised it, the line
+# names where the tool was writing.
+_FULL = frozenset([errno.ENOSPC, errno.EDQUOT])
 
 
-def describe(err: BaseException) -> str:
+def _full_disk(err: Optional[BaseException]) -> Optional[OSError]:
+    """The ENOSPC/EDQUOT error among ERR and its causes, if any."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        seen.add(id(err))
+        if isinstance(err, OSError) and err.errno in _FULL:
+            return err
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def describe(err: BaseException, output: Optional[str] = None) -> str:
     """A single line saying what went wrong, without a traceback.
 
     Exceptions the project raises on purpose (its own classes, including
     those of the running tool) and OS errors carry messages written for
     users; anything else is prefixed
     with its type, which makes an unexpected error recognisable in a bug
-    report.
+    report. With OUTPUT (where the tool writes), a full disk names it:
+    `cannot write OUTPUT: No space left on device`.
     """
-    if isinstance(err, OSError) and err.filename and err.strerror:
+    full = _full_disk(err) if output is not None else None
+    if full is not None:
+        text = 'cannot write %s: %s' % (
+            output, full.strerror or os.strerror(full.errno))
+    elif isinstance(err, OSError) and err.filename and err.strerror:
         text = '%s: %s' % (err.strerror, err.filename)
     elif (isinstance(err, OSError) or type(err).__module__ == '__main__'
           or type(err).__module__.startswith(_PROJECT)):

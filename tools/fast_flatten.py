@@ -207,7 +207,8 @@ def main(argv=None) -> None:
     except Exception as e:  # pylint: disable=broad-except
         outputs.discard()
         logging.debug('Flatten failed', exc_info=True)
-        message = errors.describe(e)
+        message = errors.describe(e, output=' and '.join(
+            path for path in (args.filesystem, args.metadata) if path))
         missing = _missing_foreign_layer(e)
         if (missing is not None and missing.urls
                 and not args.fetch_foreign_layers):

@@ -81,7 +81,8 @@ def _import(args) -> None:
                 save.uncompressed(image, args.directory, threads=_THREADS)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Import failed', exc_info=True)
-        cli.fatal('Error importing %s: %s', args.tarball, errors.describe(e))
+        cli.fatal('Error importing %s: %s', args.tarball,
+                  errors.describe(e, output=args.directory))
 
 
 if __name__ == '__main__':

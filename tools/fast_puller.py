@@ -101,7 +101,7 @@ def _pull(args, name, creds, transport, platform) -> None:
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Pull failed', exc_info=True)
         cli.fatal('Error pulling and saving image %s: %s', name,
-                  errors.describe(e))
+                  errors.describe(e, output=args.directory))
 
 
 if __name__ == '__main__':

@@ -92,7 +92,8 @@ def main(argv=None) -> None:
         write_atomically(args.output_digest, digest)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Computing the digest failed', exc_info=True)
-        cli.fatal('Error getting digest: %s', errors.describe(e))
+        cli.fatal('Error getting digest: %s',
+                  errors.describe(e, output=args.output_digest))
 
 
 if __name__ == '__main__':

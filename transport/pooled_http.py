@@ -12,7 +12,8 @@ header is dropped when a redirect leaves the origin: blob stores behind
 redirects reject registry credentials, and they must not see them.
 Idempotent requests are retried on connection failures and on 408, 429 and
 5xx answers, with exponential back-off that honours Retry-After. TLS is
-verified against the system's trust store (or SSL_CERT_FILE, or CA_CERTS).
+verified against the system's trust store, as OpenSSL finds it (honouring
+SSL_CERT_FILE and SSL_CERT_DIR, see `tls_env`), or against `ca_certs`.
 Proxies come from the environment (`proxy_env`): https through a CONNECT
 tunnel, plain http as absolute-URL requests to the proxy.
 """
@@ -31,6 +32,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 from containerregistry.transport import proxy_env
 from containerregistry.transport import streaming
+from containerregistry.transport import tls_env
 
 MAX_REDIRECTS = 5
 RETRY_STATUSES = frozenset([408, 429, 500, 502, 503, 504])
@@ -154,6 +156,8 @@ class Http:
         with self._lock:
             if self._context is None:
                 import ssl  # pylint: disable=import-outside-toplevel
+                if self._ca_certs is None:
+                    tls_env.check_environment()
                 self._context = ssl.create_default_context(
                     cafile=self._ca_certs)
             return self._context
@@ -231,6 +235,7 @@ class Http:
         for _ in range(MAX_REDIRECTS + 1):
             resp, reader = self._send(uri, method, body, headers)
             if resp.status not in _REDIRECTS or method not in IDEMPOTENT:
+                resp.url = uri
                 return resp, reader
             location = resp.get('location')
             reader.read()

@@ -9,6 +9,7 @@ interface with buffered reads, so existing callers keep working.
 import contextlib
 import io
 import threading
+import urllib.parse
 import weakref
 from typing import BinaryIO, Mapping, Optional, Protocol, Tuple, Union
 
@@ -19,7 +20,11 @@ class Response(dict):
     """Response headers under lowercase keys, plus the status.
 
     Shaped like httplib2's response: a mapping with `.status` and `.reason`.
+    `.url` is where it came from after the redirects the transport followed
+    (None when the transport does not say: then the URL asked for).
     """
+
+    url: Optional[str] = None
 
     def __init__(self, status: int, headers: Mapping[str, str] = {},  # noqa: B006 (never changed)
                  reason: str = ''):
@@ -91,7 +96,11 @@ class BufferedStreams:
             resp, content = self._transport.request(
                 uri, method=method, body=body, headers=dict(headers or {}))
         if not isinstance(resp, Response):
+            previous = getattr(resp, 'previous', None)
             resp = Response(resp.status, resp, getattr(resp, 'reason', ''))
+            if previous is not None and previous.get('location'):
+                # httplib2 followed a redirect; the last one leads here.
+                resp.url = urllib.parse.urljoin(uri, previous['location'])
         return resp, content
 
     def stream(self, uri: str, method: str = 'GET', body: Body = None,

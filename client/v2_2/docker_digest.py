@@ -1,7 +1,10 @@
 """Content digests, and a reader that checks one while data streams past."""
 import hashlib
+import logging
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional, TypeVar
+
+_T = TypeVar('_T')
 
 _SHA256_DIGEST = re.compile(r'sha256:[0-9a-f]{64}\Z')
 
@@ -40,6 +43,21 @@ def check_form(digest: Any, what: str) -> str:
         raise BadDigestError('unsupported digest algorithm: %s (%s)'
                              % (digest, what))
     raise BadDigestError('invalid digest %r in %s' % (digest, what))
+
+
+def fetched_once_more(fetch: Callable[[], _T], what: str) -> _T:
+    """FETCH(), called once more if what it read failed its digest check.
+
+    Flaky proxies damage a response now and then; a second damaged copy
+    is the error. A digest of the wrong form is never worth a second try.
+    """
+    try:
+        return fetch()
+    except BadDigestError:
+        raise
+    except DigestMismatchedError as e:
+        logging.info('%s; fetching %s once more', e, what)
+        return fetch()
 
 
 class VerifyingReader:

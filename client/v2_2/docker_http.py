@@ -10,11 +10,12 @@ import re
 import threading
 import urllib.parse
 from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple)
+                    Tuple, Type, Union)
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_creds as v2_2_creds
+from containerregistry.transport import proxy_env
 from containerregistry.transport import streaming
 
 PULL = 'pull'
@@ -159,6 +160,18 @@ class BadStateException(Exception):
 MAX_DOCUMENT_BYTES = 8 << 20
 
 
+def parse_object(content: Union[str, bytes], what: str,
+                 error: Type[Exception] = BadStateException) -> Dict[str, Any]:
+    """CONTENT parsed as a JSON object, else ERROR naming WHAT."""
+    try:
+        parsed = json.loads(content)
+    except ValueError as e:
+        raise error('%s is not valid JSON (%s)' % (what, e)) from None
+    if not isinstance(parsed, dict):
+        raise error('%s is not a JSON object' % what)
+    return parsed
+
+
 def read_capped(reader, what: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     """All of READER, or BadStateException once it passes LIMIT bytes."""
     parts = []
@@ -228,6 +241,29 @@ def _origin(url: str) -> Tuple[str, str, int]:
 def _with_query(url: str, params: Sequence[Tuple[str, str]]) -> str:
     joiner = '&' if '?' in url else '?'
     return url + joiner + urllib.parse.urlencode(params)
+
+
+def clear_text_refusal(realm: str, registry: str) -> Optional[str]:
+    """Why credentials for REGISTRY must not go to the token REALM, or None.
+
+    Credentials never cross a network in clear: a plain-http realm may
+    have them only for a plain-http registry, when the realm is loopback or
+    the registry's own host (which the user already reaches in clear), and
+    is reached directly (through an http proxy they would cross a network).
+    """
+    parts = urllib.parse.urlsplit(realm)
+    if parts.scheme.lower() == 'https':
+        return None
+    host = (parts.hostname or '').lower()
+    own = (urllib.parse.urlsplit('//' + registry).hostname or '').lower()
+    if Scheme(registry) == 'https':
+        return 'the registry is https'
+    if host != own and not proxy_env.is_loopback(host):
+        return 'another host, and not loopback'
+    proxy = proxy_env.for_url('http', host)
+    if proxy is not None:
+        return 'it would be reached through the %s' % str(proxy)
+    return None
 
 
 class Transport:
@@ -311,12 +347,12 @@ class Transport:
         headers = {'user-agent': docker_name.USER_AGENT}
         identity_token = getattr(self._basic_creds, 'identity_token', None)
         auth = '' if identity_token else self._basic_creds.Get()
-        if ((identity_token or auth)
-                and urllib.parse.urlsplit(self._realm).scheme != 'https'
-                and Scheme(self._name.registry) == 'https'):
+        refusal = (identity_token or auth) and clear_text_refusal(
+            self._realm, self._name.registry)
+        if refusal:
             raise TokenRefreshException(
                 'Refusing to send credentials for %s to the plain-http token '
-                'realm %s' % (self._name.registry, self._realm))
+                'realm %s: %s' % (self._name.registry, self._realm, refusal))
         if identity_token:
             body = urllib.parse.urlencode([
                 ('grant_type', 'refresh_token'),
@@ -436,6 +472,7 @@ class Transport:
                     body.seek(start)
                 continue
             break
+        _check_same_manifest_path(url, method, resp, reader)
         if accepted_codes is not None and resp.status not in accepted_codes:
             try:
                 content = reader.read()
@@ -485,6 +522,26 @@ class Transport:
             yield resp, content
             link = ParseNextLinkHeader(resp)
             next_page = urllib.parse.urljoin(next_page, link) if link else None
+
+
+def _check_same_manifest_path(url: str, method: str,
+                              resp: streaming.Response, reader) -> None:
+    """Refuses a manifest answered from another path than URL's.
+
+    The transport follows redirects; a manifest is named by its repository
+    path, so one redirected to another path (`a/../b` resolved to `b`, or a
+    registry pointing elsewhere) is not the image asked for.
+    """
+    path = urllib.parse.urlsplit(url).path
+    final = getattr(resp, 'url', None)
+    if not final or '/manifests/' not in path:
+        return
+    moved = urllib.parse.urlsplit(final).path
+    if moved != path:
+        reader.close()
+        raise BadStateException(
+            '%s %s: redirected to another repository path (%s), refused'
+            % (method, url, moved))
 
 
 def ParseNextLinkHeader(resp: Mapping[str, str]) -> Optional[str]:

@@ -297,13 +297,22 @@ ALL_MANIFEST_MIMES = (docker_http.MANIFEST_LIST_MIMES
 
 
 def _media_type(manifest: Dict[str, Any], served: str) -> str:
-    """The manifest's type: its own field, else the served type, else shape."""
+    """The manifest's type: its own field, else schema 1 by its version,
+    else the served type, else shape. Raises InvalidMediaTypeError when
+    the type and `schemaVersion` disagree."""
+    schema1 = manifest.get('schemaVersion') == 1
     if manifest.get('mediaType'):
-        return manifest['mediaType']
-    if served and served not in ('application/json', 'text/plain'):
-        return served
-    if manifest.get('schemaVersion') == 1:
+        media_type = manifest['mediaType']
+        if schema1 != (media_type in docker_http.MANIFEST_SCHEMA1_MIMES):
+            raise InvalidMediaTypeError(
+                'the manifest says it is %s, but its schemaVersion is %s'
+                % (media_type, json.dumps(manifest.get('schemaVersion'))))
+        return media_type
+    if schema1:
         return docker_http.MANIFEST_SCHEMA1_SIGNED_MIME
+    if served and served not in ('application/json', 'text/plain') \
+            and served not in docker_http.MANIFEST_SCHEMA1_MIMES:
+        return served
     if 'manifests' in manifest:
         return docker_http.OCI_IMAGE_INDEX_MIME
     return docker_http.OCI_MANIFEST_MIME
@@ -328,7 +337,10 @@ def open_image(name: Union[docker_name.Tag, docker_name.Digest],
         parsed = json.loads(raw)
     except ValueError as e:
         raise InvalidMediaTypeError('%s: the manifest is not JSON' % name) from e
-    media_type = _media_type(parsed, probe.served_type())
+    try:
+        media_type = _media_type(parsed, probe.served_type())
+    except InvalidMediaTypeError as e:
+        raise InvalidMediaTypeError('%s: %s' % (name, e)) from None
     if media_type in docker_http.MANIFEST_LIST_MIMES:
         image_list = FromRegistry.FromTransport(
             name, transport, [media_type], raw, media_type)

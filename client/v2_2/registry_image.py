@@ -39,28 +39,72 @@ def _check_list_of(manifest: Dict[str, Any], key: str, what: str) -> List[Any]:
     return entries
 
 
+_PLATFORM_TEXTS = ('os', 'architecture', 'variant', 'os.version')
+_PLATFORM_LISTS = ('os.features', 'features')
+
+
+def _check_platform(platform: Any, what: str) -> None:
+    """A list entry's platform, if any, is an object of texts and lists of
+    texts where the image spec says so: it picks what is pulled."""
+    if platform is None:
+        return
+    if not isinstance(platform, dict):
+        raise MalformedManifestError('%s is not a JSON object: %s'
+                                     % (what, json.dumps(platform)[:100]))
+    for key in _PLATFORM_TEXTS:
+        if platform.get(key) is not None and not isinstance(platform[key], str):
+            raise MalformedManifestError('%s: "%s" is not a string'
+                                         % (what, key))
+    for key in _PLATFORM_LISTS:
+        value = platform.get(key)
+        if value is not None and not isinstance(value, str) and not (
+                isinstance(value, list)
+                and all(isinstance(item, str) for item in value)):
+            raise MalformedManifestError('%s: "%s" is not a list of strings'
+                                         % (what, key))
+
+
+def _check_schema1(manifest: Dict[str, Any], what: str) -> None:
+    """Each fsLayers entry names a blob and has its history entry, whose
+    v1Compatibility is a JSON object (it becomes the layer's config)."""
+    layers = _check_list_of(manifest, 'fsLayers', what)
+    history = _check_list_of(manifest, 'history', what)
+    if len(history) != len(layers):
+        raise MalformedManifestError(
+            '%s has %d fsLayers but %d history entries'
+            % (what, len(layers), len(history)))
+    for i, (entry, past) in enumerate(zip(layers, history)):
+        if not isinstance(entry, dict):
+            raise MalformedManifestError('%s: fsLayers[%d] is not a JSON '
+                                         'object' % (what, i))
+        docker_digest.check_form(entry.get('blobSum'),
+                                 '%s: fsLayers[%d]' % (what, i))
+        compat = past.get('v1Compatibility') if isinstance(past, dict) else None
+        if not isinstance(compat, str):
+            raise MalformedManifestError('%s: history[%d] has no '
+                                         'v1Compatibility text' % (what, i))
+        docker_http.parse_object(compat, '%s: history[%d].v1Compatibility'
+                                 % (what, i), MalformedManifestError)
+
+
 def check_manifest(content: bytes, what: str) -> None:
     """Raises unless CONTENT has the shape of a manifest, list or index.
 
     What is read from it later must be of the right type: digests become
     URL paths and file names, sizes bound downloads.
     """
-    try:
-        manifest = json.loads(content)
-    except ValueError as e:
-        raise MalformedManifestError('%s is not JSON: %s' % (what, e)) from None
-    if not isinstance(manifest, dict):
-        raise MalformedManifestError('%s is not a JSON object' % what)
+    manifest = docker_http.parse_object(content, what, MalformedManifestError)
+    version = manifest.get('schemaVersion')
+    if type(version) is not int or version not in (1, 2):
+        raise MalformedManifestError('%s has an unknown schemaVersion: %s'
+                                     % (what, json.dumps(version)))
     if 'manifests' in manifest:
         for i, entry in enumerate(_check_list_of(manifest, 'manifests', what)):
             _check_descriptor(entry, '%s: manifests[%d]' % (what, i))
+            _check_platform(entry.get('platform'),
+                            '%s: manifests[%d].platform' % (what, i))
     elif manifest.get('schemaVersion') == 1:
-        for i, entry in enumerate(_check_list_of(manifest, 'fsLayers', what)):
-            if not isinstance(entry, dict):
-                raise MalformedManifestError('%s: fsLayers[%d] is not a JSON '
-                                             'object' % (what, i))
-            docker_digest.check_form(entry.get('blobSum'),
-                                     '%s: fsLayers[%d]' % (what, i))
+        _check_schema1(manifest, what)
     else:
         _check_descriptor(manifest.get('config'), '%s: config' % what)
         for i, entry in enumerate(_check_list_of(manifest, 'layers', what)):
@@ -293,9 +337,17 @@ class FromRegistry(docker_image.DockerImage):
 
     def config_file(self) -> str:
         digest = self.config_blob()
-        with self.blob_stream(digest) as reader:
-            return docker_http.read_capped(
-                reader, 'config %s of %s' % (digest, self._name)).decode('utf8')
+        what = 'config %s of %s' % (digest, self._name)
+
+        def fetch() -> bytes:
+            with self.blob_stream(digest) as reader:
+                return docker_http.read_capped(reader, what)
+        content = docker_digest.fetched_once_more(fetch, what)
+        try:
+            return content.decode('utf8')
+        except UnicodeDecodeError as e:
+            raise docker_http.BadStateException(
+                '%s is not UTF-8 text: %s' % (what, e)) from None
 
     def blob_size(self, digest: str) -> int:
         resp, unused_content = self.transport().Request(

@@ -17,21 +17,22 @@ wrote it (`DockerImage.stand_in`); `manifest.json` keeps its descriptor.
 import concurrent.futures
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import file_lock
+from containerregistry.client.v2_2 import image_checks
 from containerregistry.client.v2_2 import leftovers
 
 _CHUNK = 1 << 20
-_NUMBERED = re.compile(r'^(\d{3,})\.(?:tar\.gz|tar|sha256)$')
 # `.NAME.PID@HOST.THREAD.tmp`: a file being written (see `leftovers`).
 _TEMP_NAME = leftovers.pattern(r'\..+\.', r'\.\d+\.tmp')
 
@@ -116,22 +117,67 @@ class _Output:
         self.place(temp, final)
         return final
 
-    def discard(self) -> None:
-        """Removes temporary files and everything this save placed."""
+    def discard(self, keep: Callable[[str], bool] = lambda path: False
+                ) -> None:
+        """Removes temporary files and what this save placed, except the
+        placed files KEEP(path) is true for. Once only: a file removed may
+        be another save's by the time of a second call."""
         with self._lock:
             self._discarded = True
-            names = self._temps + self._placed
+            names = self._temps + [p for p in self._placed if not keep(p)]
+            self._temps, self._placed = [], []
         for name in names:
             _remove(name)
 
-    def remove_stale(self, keep: int) -> None:
-        """Removes numbered files from an earlier save beyond KEEP layers."""
-        placed = set(self._placed)
-        for name in os.listdir(self.directory):
-            m = _NUMBERED.match(name)
-            path = self.path(name)
-            if m and (int(m.group(1)) >= keep or path not in placed):
+    def placed(self) -> List[str]:
+        with self._lock:
+            return list(self._placed)
+
+    def remove_stale(self, earlier: List[str]) -> None:
+        """Removes the files of EARLIER (an earlier save's layer files)
+        that this save has not put in place again."""
+        with self._lock:
+            placed = set(self._placed)
+        for path in earlier:
+            if path not in placed:
                 _remove(path)
+
+    def earlier_layer_files(self) -> List[str]:
+        """The layer files an earlier save into the directory wrote.
+
+        Read from the `manifest.json` (and `config.json`) it left: layer I
+        is `NNN.sha256` and, as that file's digest says, `NNN.tar.gz` (the
+        blob's) or `NNN.tar` (the diff_id's). Other files, whatever their
+        names, are not a save's.
+        """
+        try:
+            with open(self.path('manifest.json'), 'rb') as f:
+                layers = json.load(f)['layers']
+            digests = [layer['digest'].split(':', 1)[-1] for layer in layers]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return []
+        try:
+            with open(self.path('config.json'), 'rb') as f:
+                diff_ids = [str(d).split(':', 1)[-1] for d in
+                            json.load(f)['rootfs']['diff_ids']]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            diff_ids = []
+        found = []
+        for index, digest in enumerate(digests):
+            name = '%03d' % index
+            try:
+                with open(self.path(name + '.sha256'), 'rb') as f:
+                    recorded = f.read().decode('ascii', 'replace')
+            except OSError:
+                continue
+            suffixes = ['.sha256']
+            if recorded == digest:
+                suffixes.append('.tar.gz')
+            if index < len(diff_ids) and recorded == diff_ids[index]:
+                suffixes.append('.tar')
+            if len(suffixes) > 1:
+                found += [self.path(name + suffix) for suffix in suffixes]
+        return found
 
 
 def _create(path: str):
@@ -328,12 +374,20 @@ def _write_stand_in(out: _Output, image: docker_image.DockerImage,
     return True
 
 
+def _checked_config(image: docker_image.DockerImage, layers: int) -> str:
+    """IMAGE's config, once it is known to fit the manifest's LAYERS."""
+    config = image.config_file()
+    image_checks.check_config(config, layers, 'the config')
+    return config
+
+
 def _save(image: docker_image.DockerImage, directory: str, threads: int,
           write_layer: Callable[[_Output, int, str], Tuple[str, str]]
           ) -> Tuple[str, LayerPaths]:
     os.makedirs(directory, exist_ok=True)
     out = _Output(directory)
     out.remove_leftovers()
+    earlier = out.earlier_layer_files()
     _remove(out.path('digest'))
     try:
         layers = list(reversed(image.fs_layers()))
@@ -344,14 +398,13 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
                 results[index] = write_layer(out, index, digest)
             return run
 
-        config: List[str] = []
-        tasks = [lambda: config.append(image.config_file())]
-        tasks += [task(i, d) for i, d in enumerate(layers)]
-        _run_parallel(threads, tasks)
+        # First, so that no layer is fetched for an image refused.
+        config = _checked_config(image, len(layers))
+        _run_parallel(threads, [task(i, d) for i, d in enumerate(layers)])
 
-        config_path = out.write('config.json', config[0].encode('utf8'))
+        config_path = out.write('config.json', config.encode('utf8'))
         out.write('manifest.json', image.manifest().encode('utf8'))
-        out.remove_stale(len(layers))
+        out.remove_stale(earlier)
         out.write('digest', image.digest().encode('utf8'))
         return config_path, [results[i] for i in range(len(layers))]
     except BaseException:
@@ -376,8 +429,12 @@ def _blob_fetcher(image: docker_image.DockerImage,
             if checked is not None and sizes.get(digest, checked.size) == checked.size:
                 _place_range(checked, dest, what)
                 return
-            with contextlib.closing(image.blob_stream(digest)) as blob:
-                copy_verified(blob, dest, digest, sizes.get(digest), what)
+
+            def stream() -> None:
+                _remove(dest)
+                with contextlib.closing(image.blob_stream(digest)) as blob:
+                    copy_verified(blob, dest, digest, sizes.get(digest), what)
+            docker_digest.fetched_once_more(stream, what)
         return run
 
     def fetch(out: _Output, digest: str, final: str, what: str) -> None:
@@ -426,7 +483,11 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     A Docker schema 2 image is relabelled with OCI media types (blobs are
     unchanged), since OCI tools read only those. The layout may already hold
     other images: `index.json` gains (or replaces) the entry named REF_NAME,
-    and is written last. Returns the digest of the manifest written.
+    and is written last, holding the lock `index.json.lock` so that
+    concurrent pulls into one layout keep each other's entries. A failed
+    pull removes the blobs it placed, except those the index names (a
+    concurrent pull may share them). Returns the digest of the manifest
+    written.
     """
     from containerregistry.client.v2_2 import docker_http
     from containerregistry.client.v2_2 import oci_compat
@@ -452,44 +513,125 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
         except OSError:
             return False
 
-    def write_layer(digest: str) -> Callable[[], None]:
-        def run() -> None:
-            if not intact(digest):
-                fetch(out, digest, blob_path(digest), 'layer %s' % digest)
-        return run
+    def put(digest: str, data: Optional[bytes] = None) -> None:
+        """Writes blob DIGEST: DATA, or the image's blob, fetched."""
+        if data is None:
+            fetch(out, digest, blob_path(digest), 'layer %s' % digest)
+        else:
+            out.write(os.path.relpath(blob_path(digest), directory), data)
+
+    def put_unless_intact(digest: str, data: Optional[bytes] = None) -> None:
+        if not intact(digest):
+            put(digest, data)
 
     try:
         layers = sorted(set(image.fs_layers()))
-        config: List[str] = []
-        _run_parallel(threads, [lambda: config.append(image.config_file())]
-                      + [write_layer(d) for d in layers])
-        config_bytes = config[0].encode('utf8')
+        config_bytes = _checked_config(
+            image, len(image.fs_layers())).encode('utf8')
+        _run_parallel(threads, [functools.partial(put_unless_intact, d)
+                                for d in layers])
         docker_digest.check(image.config_blob(),
                             docker_digest.SHA256(config_bytes), 'config')
         manifest = image.manifest().encode('utf8')
         digest = docker_digest.SHA256(manifest)
-        for data in (config_bytes, manifest):
-            if not intact(docker_digest.SHA256(data)):
-                path = blob_path(docker_digest.SHA256(data))
-                out.write(os.path.relpath(path, directory), data)
-        if not os.path.isfile(out.path('oci-layout')):
-            out.write('oci-layout', b'{"imageLayoutVersion": "1.0.0"}')
+        small = {docker_digest.SHA256(config_bytes): config_bytes,
+                 digest: manifest}
+        for blob_digest, data in small.items():
+            put_unless_intact(blob_digest, data)
         entry = {'mediaType': image.media_type(), 'digest': digest,
                  'size': len(manifest)}
         if ref_name:
             entry['annotations'] = {OCI_REF_NAME: ref_name}
-        out.write('index.json', json.dumps(
-            _merged_index(out.path('index.json'), entry, ref_name),
-            sort_keys=True).encode('utf8'))
+        with file_lock.exclusive(out.path(INDEX_LOCK)):
+            try:
+                # A concurrent pull that failed may have taken back a blob
+                # this one found in place and skipped.
+                for blob_digest in layers + list(small):
+                    if not os.path.isfile(blob_path(blob_digest)):
+                        put(blob_digest, small.get(blob_digest))
+                _add_to_index(out, entry, ref_name)
+            except BaseException:
+                _discard_unreferenced(out, blobs)
+                raise
         return digest
     except BaseException:
-        out.discard()
+        if out.placed():
+            try:
+                with file_lock.exclusive(out.path(INDEX_LOCK),
+                                         _CLEANUP_LOCK_WAIT):
+                    _discard_unreferenced(out, blobs)
+            except file_lock.LockTimeout:
+                # Blobs are complete and checked: keeping them is harmless.
+                out.discard(keep=lambda path: path.startswith(blobs))
+        else:
+            out.discard()
         for path in reversed(made):
             try:
                 os.rmdir(path)
             except OSError:
                 pass
         raise
+
+
+# Beside `index.json`: pulls into one layout take turns with the index.
+INDEX_LOCK = 'index.json.lock'
+# A failed pull waits this long to clean up, then keeps its blobs.
+_CLEANUP_LOCK_WAIT = 5.0
+
+
+def _add_to_index(out: _Output, entry: Dict,
+                  ref_name: Optional[str]) -> None:
+    """Adds ENTRY to the layout's index (the caller holds its lock)."""
+    if not os.path.isfile(out.path('oci-layout')):
+        out.write('oci-layout', b'{"imageLayoutVersion": "1.0.0"}')
+    out.write('index.json', json.dumps(
+        _merged_index(out.path('index.json'), entry, ref_name),
+        sort_keys=True).encode('utf8'))
+
+
+def _discard_unreferenced(out: _Output, blobs: str) -> None:
+    """Takes back a failed pull, but keeps the blobs in BLOBS (directory)
+    that the layout's index names (the caller holds the index's lock)."""
+    try:
+        referenced = _referenced_blobs(out.path('index.json'), blobs)
+    except (OSError, ValueError):
+        referenced = None  # unreadable: keep every blob
+    out.discard(keep=lambda path: path.startswith(blobs) and (
+        referenced is None or os.path.basename(path) in referenced))
+
+
+def _referenced_blobs(index_path: str, blobs: str) -> set:
+    """Hex digests of the blobs the index at INDEX_PATH reaches, through
+    its manifests and nested indexes."""
+    seen: set = set()
+    try:
+        with open(index_path, 'rb') as f:
+            pending = [json.load(f)]
+    except FileNotFoundError:
+        return seen
+    while pending:
+        document = pending.pop()
+        if not isinstance(document, dict):
+            continue
+        descriptors = list(document.get('manifests') or [])
+        children = {d.get('digest') for d in descriptors
+                    if isinstance(d, dict)}
+        descriptors += list(document.get('layers') or [])
+        descriptors.append(document.get('config'))
+        for descriptor in descriptors:
+            if not isinstance(descriptor, dict):
+                continue
+            hex_digest = str(descriptor.get('digest', '')).split(':')[-1]
+            if not hex_digest or hex_digest in seen:
+                continue
+            seen.add(hex_digest)
+            if descriptor.get('digest') in children:
+                try:
+                    with open(os.path.join(blobs, hex_digest), 'rb') as f:
+                        pending.append(json.load(f))
+                except (OSError, ValueError):
+                    pass
+    return seen
 
 
 def _merged_index(path: str, entry: Dict, ref_name: Optional[str]) -> Dict:

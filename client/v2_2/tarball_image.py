@@ -110,6 +110,24 @@ _OUTER_CODECS = (
 )
 
 
+class OutputError(OSError):
+    """Writing a temporary file failed (a full disk): the output's fault,
+    not the tarball's."""
+
+
+def _copy_out(src, dst, path: str) -> None:
+    """Copies SRC into DST (the file PATH); a failed write is OutputError."""
+    while True:
+        chunk = src.read(_CHUNK)
+        try:
+            if not chunk:
+                dst.flush()
+                return
+            dst.write(chunk)
+        except OSError as e:
+            raise OutputError(e.errno, e.strerror, path) from e
+
+
 class Archive:
     """The index of a plain tar file: normalized member name -> entry."""
 
@@ -130,10 +148,12 @@ class Archive:
                 try:
                     with opener(tarball, 'rb') as src, \
                             open(self.path, 'wb') as dst:
-                        shutil.copyfileobj(src, dst, _CHUNK)
+                        _copy_out(src, dst, self.path)
                 except compression.ZstdUnavailableError as e:
                     raise TarballError('%s is zstd-compressed; reading it needs %s'
                                        % (tarball, compression.ZSTD_NEEDS)) from e
+                except OutputError:
+                    raise
                 except (OSError, EOFError, lzma.LZMAError, zlib.error,
                         compression.CompressionError) as e:
                     raise TarballError('%s is not a tar archive (bad %s '
