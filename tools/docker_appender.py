@@ -16,7 +16,8 @@ from containerregistry.tools import logging_setup
 
 USAGE = """appender.par [-h] --src-image SRC_IMAGE --tarball TARBALL --dst-image
                     DST_IMAGE [--stderrthreshold STDERRTHRESHOLD]
-                    [--client-config-dir CLIENT_CONFIG_DIR]"""
+                    [--client-config-dir CLIENT_CONFIG_DIR]
+                    [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='appender.par',
@@ -42,12 +43,15 @@ parser.add_argument(
     help=('The path to the directory where the client configuration files '
           'are located. Overiddes the value from DOCKER_CONFIG'))
 
+cli.add_timeout_flag(parser)
+
 _THREADS = 8
 
 
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name

@@ -18,7 +18,7 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--features [FEATURES [FEATURES ...]]]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
-                   [--cache CACHE] [--format {fast,oci}]"""
+                   [--cache CACHE] [--format {fast,oci}] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='puller.par',
@@ -55,12 +55,15 @@ parser.add_argument(
           '"oci" (an OCI image layout, for skopeo, umoci and other OCI '
           'tools).'))
 
+cli.add_timeout_flag(parser)
+
 _THREADS = 8
 
 
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name

@@ -28,7 +28,7 @@ USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
                    [--manifest MANIFEST] [--digest DIGEST] [--layer LAYER]
                    [--stamp-info-file STAMP_INFO_FILE] [--oci]
                    [--client-config-dir CLIENT_CONFIG_DIR]
-                   [--stderrthreshold STDERRTHRESHOLD]"""
+                   [--stderrthreshold STDERRTHRESHOLD] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='pusher.par',
@@ -75,6 +75,8 @@ parser.add_argument(
           'are located. Overiddes the value from DOCKER_CONFIG'))
 
 logging_setup.DefineCommandLineArgs(parser)
+
+cli.add_timeout_flag(parser)
 
 _THREADS = 8
 
@@ -326,6 +328,7 @@ def _push_error(err: BaseException, args: argparse.Namespace) -> str:
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name

@@ -15,7 +15,7 @@ from containerregistry.tools import logging_setup
 USAGE = """digester.par [-h] [--tarball TARBALL] --output-digest OUTPUT_DIGEST
                     [--config CONFIG] [--manifest MANIFEST] [--digest DIGEST]
                     [--layer LAYER] [--oci]
-                    [--stderrthreshold STDERRTHRESHOLD]"""
+                    [--stderrthreshold STDERRTHRESHOLD] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='digester.par',
@@ -52,6 +52,8 @@ parser.add_argument(
 
 logging_setup.DefineCommandLineArgs(parser)
 
+cli.add_timeout_flag(parser)
+
 
 def write_atomically(path: str, text: str) -> None:
     """Writes TEXT to PATH so that readers see the old file or the complete
@@ -67,6 +69,7 @@ def write_atomically(path: str, text: str) -> None:
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client.v2_2 import outputs as output_files
