@@ -16,7 +16,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 _USERNAME = '_token'
 _MAGIC_NOT_FOUND_MESSAGE = 'credentials not found in native keychain'
@@ -202,6 +202,18 @@ def _helper_timeout() -> float:
     return value
 
 
+# When helpers must have answered (monotonic), whatever their timeout: the
+# end of a tool's run (its --timeout).
+_helpers_end: Optional[float] = None
+
+
+def set_helper_deadline(seconds: Optional[float]) -> None:
+    """Helpers started from now on are killed SECONDS from now at the
+    latest (None: only their own timeout applies)."""
+    global _helpers_end
+    _helpers_end = None if seconds is None else time.monotonic() + seconds
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     """Kills PROC and whatever it started (they share its process group)."""
     try:
@@ -218,14 +230,16 @@ def _run_helper(bin_name: str, request: bytes) -> Tuple[int, bytes, bytes]:
     the helper; if it has exited but a child still holds its output open,
     the child is killed and what the helper wrote is used.
     """
-    timeout = _helper_timeout()
+    start = time.monotonic()
+    end = start + _helper_timeout()
+    if _helpers_end is not None:
+        end = min(end, _helpers_end)
     try:
         proc = subprocess.Popen(  # pylint: disable=consider-using-with
             [bin_name, 'get'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         raise HelperError('executable not found: ' + bin_name) from None
-    end = time.monotonic() + timeout
     exited_at = None
     try:
         while True:
@@ -248,9 +262,9 @@ def _run_helper(bin_name: str, request: bytes) -> Tuple[int, bytes, bytes]:
                 _kill_group(proc)
                 proc.communicate()
                 raise HelperError(
-                    '%s did not answer within %gs; it and the processes it '
-                    'started were killed (%s sets the limit)'
-                    % (bin_name, timeout, HELPER_TIMEOUT_VARIABLE))
+                    '%s did not answer within %.0fs; it and the processes '
+                    'it started were killed (%s or --timeout set the limit)'
+                    % (bin_name, end - start, HELPER_TIMEOUT_VARIABLE))
     except BaseException:
         _kill_group(proc)
         raise

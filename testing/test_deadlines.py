@@ -305,3 +305,31 @@ def test_helper_child_holding_its_output_is_killed(basic_registry, repo_name,
     assert header == docker_creds.Basic(basic_registry.username,
                                         basic_registry.password).Get()
     assert _gone(child)
+
+
+def test_timeout_cuts_a_helper_short(basic_registry, repo_name, pull, tmp_path):
+    """--timeout is shorter than the helper's own limit (60 s): the helper
+    is killed at the deadline, and the line still names it."""
+    child, env = _helper(tmp_path, pull.env, 'hang')
+    cfg = reg.docker_config(str(tmp_path / 'cfg'),
+                            cred_helpers={basic_registry.host: 'sleepy'})
+    proc = _timed(lambda: pull('%s/%s:t' % (basic_registry.host, repo_name),
+                               '--client-config-dir', cfg, '--timeout', '2',
+                               env=env))
+    pull.assert_failed(proc, 'docker-credential-sleepy did not answer within 2s')
+    assert proc.elapsed < 6, proc.elapsed
+    assert _gone(child)
+
+
+def test_alarm_ends_a_wait_outside_the_network(tools, tmp_path):
+    """A wait no limit knows of (here the digester opening a FIFO nobody
+    writes) still ends at --timeout, with one line and no output file."""
+    fifo = str(tmp_path / 'config.fifo')
+    os.mkfifo(fifo)
+    output = str(tmp_path / 'out.digest')
+    proc = _timed(lambda: tools.digester('--config', fifo, '--timeout', '1',
+                                         output=output))
+    ph.one_line_failure(proc, 'Error: the run took longer than 1s '
+                        '(--timeout 1).')
+    assert proc.elapsed < 6, proc.elapsed
+    assert not os.path.exists(output)

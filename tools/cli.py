@@ -126,7 +126,13 @@ def start_deadline(args: argparse.Namespace) -> None:
     except ValueError as e:
         fatal('%s', e)
     retry_policy.set_deadline(seconds, source)
-    if (seconds is not None and _running
+    if seconds is None:
+        return
+    from containerregistry.client import docker_creds
+    docker_creds.set_helper_deadline(seconds)
+    _STOPS[signal.SIGALRM] = (TimedOut, 1, 'Error: the run took longer than '
+                              '%gs (%s %g).' % (seconds, source, seconds))
+    if (_running
             and threading.current_thread() is threading.main_thread()):
         signal.signal(signal.SIGALRM, _stop)
         signal.setitimer(signal.ITIMER_REAL, seconds + _ALARM_SLACK)
