@@ -40,7 +40,6 @@ import http.server
 import re
 import socket
 import threading
-import time
 import urllib.parse
 from typing import Dict, List, Optional, Tuple
 

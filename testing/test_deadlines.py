@@ -333,3 +333,17 @@ def test_alarm_ends_a_wait_outside_the_network(tools, tmp_path):
                         '(--timeout 1).')
     assert proc.elapsed < 6, proc.elapsed
     assert not os.path.exists(output)
+
+
+@pytest.mark.parametrize('name', ['puller', 'pusher', 'digester', 'appender'])
+def test_every_registry_tool_has_the_timeout_flag(name):
+    """Listed last, after the seed's flags (test_cli_help checks the rest)."""
+    import importlib
+    from containerregistry.tools import cli
+    module = importlib.import_module('containerregistry.tools.'
+                                     + pars.MODULES[name])
+    text = module.parser.format_help()
+    usage, _, options = text.partition('\n\n')
+    assert usage.rstrip().endswith('[--timeout SECONDS]'), usage
+    assert ' '.join(options.split()).endswith(
+        '--timeout SECONDS ' + ' '.join(cli.TIMEOUT_HELP.split())), options
