@@ -12,9 +12,11 @@ import binascii
 import json
 import logging
 import os
+import signal
 import subprocess
 import threading
-from typing import Any, List
+import time
+from typing import Any, List, Optional, Tuple
 
 _USERNAME = '_token'
 _MAGIC_NOT_FOUND_MESSAGE = 'credentials not found in native keychain'
@@ -168,12 +170,101 @@ class HelperError(Exception):
     """A docker-credential-* helper is missing, failed or returned garbage."""
 
 
+HELPER_TIMEOUT_VARIABLE = 'CONTAINERREGISTRY_HELPER_TIMEOUT'
+HELPER_TIMEOUT = 60.0
+# How long a helper that has exited may leave its output open (a child it
+# started holding it) before that child is killed.
+_OUTPUT_GRACE = 1.0
+
+
+def _helper_timeout() -> float:
+    text = os.environ.get(HELPER_TIMEOUT_VARIABLE, '').strip()
+    try:
+        value = float(text) if text else HELPER_TIMEOUT
+    except ValueError:
+        value = float('nan')
+    if not 0 < value < float('inf'):
+        raise HelperError('%s must be a positive number of seconds, not %r'
+                          % (HELPER_TIMEOUT_VARIABLE, text))
+    return value
+
+
+# When helpers must have answered (monotonic), whatever their timeout: the
+# end of a tool's run (its --timeout).
+_helpers_end: Optional[float] = None
+
+
+def set_helper_deadline(seconds: Optional[float]) -> None:
+    """Helpers started from now on are killed SECONDS from now at the
+    latest (None: only their own timeout applies)."""
+    global _helpers_end
+    _helpers_end = None if seconds is None else time.monotonic() + seconds
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Kills PROC and whatever it started (they share its process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _run_helper(bin_name: str, request: bytes) -> Tuple[int, bytes, bytes]:
+    """Runs `BIN_NAME get` with REQUEST on stdin: (status, stdout, stderr).
+
+    The helper runs in a process group of its own. If it has not finished
+    within the helper timeout, the group is killed and HelperError names
+    the helper; if it has exited but a child still holds its output open,
+    the child is killed and what the helper wrote is used.
+    """
+    start = time.monotonic()
+    end = start + _helper_timeout()
+    if _helpers_end is not None:
+        end = min(end, _helpers_end)
+    try:
+        proc = subprocess.Popen(  # pylint: disable=consider-using-with
+            [bin_name, 'get'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, start_new_session=True)
+    except FileNotFoundError:
+        raise HelperError('executable not found: ' + bin_name) from None
+    exited_at = None
+    try:
+        while True:
+            try:
+                # Input goes with the first call only.
+                out, err = proc.communicate(request, timeout=0.1)
+                return proc.returncode, out, err
+            except subprocess.TimeoutExpired:
+                request = None
+            now = time.monotonic()
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None and now - exited_at >= _OUTPUT_GRACE:
+                logging.warning('%s exited but left a process holding its '
+                                'output; killing it', bin_name)
+                _kill_group(proc)
+                out, err = proc.communicate()
+                return proc.returncode, out, err
+            if now >= end:
+                _kill_group(proc)
+                proc.communicate()
+                raise HelperError(
+                    '%s did not answer within %.0fs; it and the processes '
+                    'it started were killed (%s or --timeout set the limit)'
+                    % (bin_name, end - start, HELPER_TIMEOUT_VARIABLE))
+    except BaseException:
+        _kill_group(proc)
+        raise
+
+
 class Helper(Basic):
     """Credentials from `docker-credential-<name> get`.
 
     The helper runs at most once per instance (the first `Get()`); the
     result, including 'not found' (anonymous), is cached. Its stdout is
-    parsed as JSON and its stderr is kept apart for error messages.
+    parsed as JSON and its stderr is kept apart for error messages. It
+    gets HELPER_TIMEOUT seconds ($CONTAINERREGISTRY_HELPER_TIMEOUT), then
+    it and its children are killed.
     """
 
     def __init__(self, name: str, registry: Any):
@@ -204,30 +295,23 @@ class Helper(Basic):
     def _fetch(self) -> str:
         bin_name = 'docker-credential-%s' % self._name
         logging.info('Invoking %r to obtain Docker credentials.', bin_name)
-        try:
-            proc = subprocess.run(
-                [bin_name, 'get'],
-                # Some helpers require a scheme (rules_docker#111).
-                input=_server_url(self._registry).encode('utf-8'),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                check=False)
-        except FileNotFoundError:
-            raise HelperError('executable not found: ' + bin_name) from None
+        # Some helpers require a scheme (rules_docker#111).
+        returncode, out, err = _run_helper(
+            bin_name, _server_url(self._registry).encode('utf-8'))
 
-        stdout = proc.stdout.decode('utf-8', 'replace').strip()
-        stderr = proc.stderr.decode('utf-8', 'replace').strip()
+        stdout = out.decode('utf-8', 'replace').strip()
+        stderr = err.decode('utf-8', 'replace').strip()
         if _MAGIC_NOT_FOUND_MESSAGE in (stdout, stderr):
             logging.info('Credentials not found, falling back to anonymous.')
             return Anonymous().Get()
 
-        if proc.returncode != 0:
+        if returncode != 0:
             # Its output is not repeated: no filter can tell a message from
             # a secret (a helper may echo what it read or fetched).
             raise HelperError(
                 'Error fetching credential for %s, exit status: %d (%s failed; '
                 'its output is not shown, as it may hold credentials)'
-                % (self._name, proc.returncode, bin_name))
+                % (self._name, returncode, bin_name))
 
         try:
             blob = json.loads(stdout)

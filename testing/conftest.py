@@ -154,13 +154,15 @@ class PullerRun:
     def assert_failed(proc, *needles: str, exit_code: int = 1) -> str:
         """A clean one-line failure mentioning NEEDLES; returns the line.
 
-        Each needle may be a tuple of alternatives. Nothing that looks like a
-        finished pull (digest, config.json, *.tar.gz) nor any temp file stays.
+        Each needle may be a tuple of alternatives. WARNING lines (retries)
+        may come before it. Nothing that looks like a finished pull (digest,
+        config.json, *.tar.gz) nor any temp file stays.
         """
         import re
+        from containerregistry.testing import pars
         assert proc.returncode == exit_code, (proc.returncode, proc.stderr)
         assert 'Traceback' not in proc.stderr, proc.stderr
-        lines = [l for l in proc.stderr.splitlines() if l.strip()]
+        lines = pars.error_lines(proc.stderr)
         assert len(lines) == 1, proc.stderr
         line = lines[0]
         for needle in needles:

@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -139,6 +140,17 @@ def run_tool(name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
     kwargs.setdefault('env', tool_env())
     return subprocess.run(tool_command(name) + list(args), capture_output=True,
                           text=True, **kwargs)
+
+
+# A glog WARNING line, e.g. `W1206 05:59:18.534214    1765 file.py:12] ...`.
+_WARNING = re.compile(r'^W\d{4} \d\d:\d\d:\d\d\.\d{6} ')
+
+
+def error_lines(stderr: str) -> List[str]:
+    """The non-empty lines of a tool's STDERR, but WARNING lines (retries,
+    stalls), which explain a slow run before its error line."""
+    return [line for line in stderr.splitlines()
+            if line.strip() and not _WARNING.match(line)]
 
 
 def terminate_when(name: str, args: List[str], ready, env: dict = None,

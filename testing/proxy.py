@@ -22,7 +22,16 @@ request unchanged; tests switch on faults:
   9 MiB of junk, announced as 10 GB (ANNOUNCE) or sent chunked;
 - `fail(method, contains, status, times)`: answer the first TIMES requests
   of METHOD whose path contains CONTAINS with STATUS (and a Retry-After
-  header when given) instead of forwarding them.
+  header when given) instead of forwarding them;
+- `cut(method, pattern, after=N, times)`, `hang(...)`, `trickle(..., rate)`:
+  for requests of METHOD whose path matches the regex PATTERN (the ping
+  `^/v2/$`, `/manifests/`, `/tags/list`, `^/token`, blobs...), announce the
+  whole body and close after N bytes; never answer; or send the body at
+  RATE bytes per second (the first TIMES responses, or all);
+- `route_token()`: send Bearer clients to the token server through this
+  proxy (path `/token`), so that its answers can be cut, hung or trickled.
+
+`SilentServer` accepts connections and never answers a byte.
 
 - `rewrite_realm(realm)`: put REALM into the registry's Bearer challenges
   (a registry naming a token realm elsewhere);
@@ -35,6 +44,7 @@ import hashlib
 import http.client
 import http.server
 import re
+import socket
 import threading
 import urllib.parse
 from typing import Dict, List, Optional, Tuple
@@ -75,6 +85,8 @@ class Proxy:
         self._oversize: Dict[str, bool] = {}
         self._redirects: Dict[str, Tuple[str, int]] = {}
         self._realm: Optional[str] = None
+        self._faults: List[list] = []
+        self._route_token = False
         self._lock = threading.Lock()
         self._httpd, _ = _serve(self._proxy_handler())
         self._origin, _ = _serve(self._origin_handler())
@@ -146,6 +158,35 @@ class Proxy:
         with self._lock:
             self._failures.append([method, contains, status, times, retry_after])
 
+    def cut(self, method: str, pattern: str, after: int = 16,
+            times: Optional[int] = 1) -> None:
+        self._add_fault('cut', method, pattern, times, after)
+
+    def hang(self, method: str, pattern: str, times: Optional[int] = None) -> None:
+        self._add_fault('hang', method, pattern, times, None)
+
+    def trickle(self, method: str, pattern: str, rate: int = 100,
+                times: Optional[int] = None) -> None:
+        self._add_fault('trickle', method, pattern, times, rate)
+
+    def _add_fault(self, kind, method, pattern, times, arg) -> None:
+        with self._lock:
+            self._faults.append([kind, method, re.compile(pattern), times, arg])
+
+    def _fault(self, method: str, path: str):
+        """(kind, argument) of the first fault matching, if any is left."""
+        with self._lock:
+            for rule in self._faults:
+                kind, m, pattern, times, arg = rule
+                if m == method and pattern.search(path) and times != 0:
+                    if times is not None:
+                        rule[3] -= 1
+                    return kind, arg
+        return None
+
+    def route_token(self, on: bool = True) -> None:
+        self._route_token = on
+
     def _failure(self, method: str, path: str):
         """The (status, retry_after) to answer with, if a fault matches."""
         with self._lock:
@@ -186,7 +227,13 @@ class Proxy:
                                            dict(self.headers.items())))
 
             def _send(self, status: int, headers, body: bytes, declared=None,
-                      drop_after=None, stall_after=None):
+                      drop_after=None, stall_after=None, fault=None):
+                if fault and fault[0] == 'cut':
+                    declared, drop_after = len(body), fault[1]
+                if fault and fault[0] == 'hang':
+                    proxy._stopping.wait(120)
+                    self.close_connection = True
+                    return
                 self.send_response(status)
                 for k, v in headers:
                     if k.lower() not in _HOP and k.lower() != 'content-length':
@@ -198,7 +245,9 @@ class Proxy:
                 self.end_headers()
                 if self.command == 'HEAD':
                     return
-                if stall_after is not None:
+                if fault and fault[0] == 'trickle':
+                    self._trickle(body, fault[1])
+                elif stall_after is not None:
                     self.wfile.write(body[:stall_after])
                     self.wfile.flush()
                     proxy.stalled.set()
@@ -211,11 +260,29 @@ class Proxy:
                     self.wfile.flush()
                     self.close_connection = True
 
+            def _trickle(self, body: bytes, rate: int) -> None:
+                """BODY at RATE bytes a second, until the client goes."""
+                self.close_connection = True
+                step = max(1, rate // 10)
+                try:
+                    for i in range(0, len(body), step):
+                        if proxy._stopping.wait(0.1):
+                            return
+                        self.wfile.write(body[i:i + step])
+                        self.wfile.flush()
+                except OSError:
+                    pass
+
             def _handle(self):
                 self._record()
                 length = int(self.headers.get('Content-Length') or 0)
                 body = self.rfile.read(length) if length else None
                 path = self.path.split('?', 1)[0]
+                fault = proxy._fault(self.command, path)
+                if fault and fault[0] == 'hang':
+                    return self._send(0, [], b'', fault=fault)
+                if path == '/token' and proxy.registry.token_server:
+                    return self._token(fault)
                 blob = _BLOB_RE.match(path)
                 manifest = _MANIFEST_RE.match(path)
                 failure = proxy._failure(self.command, path)
@@ -293,7 +360,24 @@ class Proxy:
                                for k, v in headers]
                 if proxy._divert and '/blobs/uploads/' in path:
                     headers = _relocated(headers, proxy.origin_host)
-                self._send(resp.status, headers, data, declared, drop, stall)
+                if proxy._route_token:
+                    headers = [(k, v.replace(proxy.registry.token_server.realm,
+                                             'http://%s/token' % proxy.host))
+                               if k.lower() == 'www-authenticate' else (k, v)
+                               for k, v in headers]
+                self._send(resp.status, headers, data, declared, drop, stall,
+                           fault)
+
+            def _token(self, fault) -> None:
+                """Forwards a token request to the registry's token server."""
+                url = urllib.parse.urlsplit(proxy.registry.token_server.realm)
+                conn = http.client.HTTPConnection(url.hostname, url.port,
+                                                  timeout=30)
+                conn.request(self.command, self.path, headers=self._fwd_headers())
+                resp = conn.getresponse()
+                data = resp.read()
+                conn.close()
+                self._send(resp.status, resp.getheaders(), data, fault=fault)
 
             def _send_oversize(self, announce: bool) -> None:
                 self.send_response(200)
@@ -367,6 +451,43 @@ class Proxy:
             do_GET = do_HEAD = do_PUT = do_PATCH = do_POST = _forward
 
         return Handler
+
+
+class SilentServer:
+    """Accepts connections on 127.0.0.1 (`host` is localhost:PORT), reads
+    what comes and never answers, until stopped."""
+
+    def __init__(self):
+        self._sock = socket.socket()
+        self._sock.bind(('127.0.0.1', 0))
+        self._sock.listen(64)
+        self._sock.settimeout(0.2)
+        self.port = self._sock.getsockname()[1]
+        self.accepted = 0
+        self._conns: List[socket.socket] = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def host(self) -> str:
+        return 'localhost:%d' % self.port
+
+    def _serve(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                continue
+            self.accepted += 1
+            self._conns.append(conn)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        for conn in self._conns:
+            conn.close()
+        self._sock.close()
 
 
 def _relocated(headers, host: str):

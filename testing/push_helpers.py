@@ -222,11 +222,12 @@ def published_digest(proc, name: str) -> str:
 def one_line_failure(proc, *needles, exit_code: int = 1) -> str:
     """A failure with one non-empty stderr line holding each needle.
 
-    A needle may be a tuple of alternatives.
+    A needle may be a tuple of alternatives. WARNING lines (retries) may
+    come before it.
     """
     assert proc.returncode == exit_code, (proc.returncode, proc.stdout, proc.stderr)
     assert 'Traceback' not in proc.stderr, proc.stderr
-    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    lines = pars.error_lines(proc.stderr)
     assert len(lines) == 1, proc.stderr
     for needle in needles:
         alternatives = needle if isinstance(needle, tuple) else (needle,)

@@ -88,18 +88,3 @@ def test_memory_and_empty_bodies(server, tmp_path):
                                headers={'Content-Length': '0'})
     assert resp.status == 201
     assert received == [('/m', '9', b'in memory'), ('/e', '0', b'')]
-
-
-def test_retry_after_takes_seconds_or_an_http_date():
-    import email.utils
-    import time
-    assert pooled_http.retry_after({'retry-after': '3'}) == 3.0
-    assert pooled_http.retry_after({'retry-after': '1e9'}) == 60.0
-    assert pooled_http.retry_after({'retry-after': '-5'}) == 0.0
-    assert pooled_http.retry_after({'retry-after': 'nan'}) == 0.0
-    assert pooled_http.retry_after({'retry-after': 'soon'}) == 0.0
-    assert pooled_http.retry_after({}) == 0.0
-    later = email.utils.formatdate(time.time() + 10, usegmt=True)
-    assert 8.0 <= pooled_http.retry_after({'retry-after': later}) <= 10.0
-    past = email.utils.formatdate(time.time() - 100, usegmt=True)
-    assert pooled_http.retry_after({'retry-after': past}) == 0.0

@@ -97,6 +97,63 @@ def rename(parser: argparse.ArgumentParser, prog: str) -> None:
     parser.usage = '\n'.join([first] + rest)
 
 
+TIMEOUT_HELP = ('Give up after this many seconds (default: '
+                '$CONTAINERREGISTRY_TIMEOUT, else no limit; a registry that '
+                'stops answering fails the run within 5 minutes anyway).')
+
+
+def _seconds(text: str) -> float:
+    from containerregistry.transport import retry_policy
+    try:
+        return retry_policy.positive_seconds(text, '--timeout')
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
+    """Adds `--timeout SECONDS` (list it last in the usage text)."""
+    parser.add_argument('--timeout', type=_seconds, metavar='SECONDS',
+                        help=TIMEOUT_HELP)
+
+
+# Set while run() runs the tool: only then may the deadline arm SIGALRM.
+_running = False
+# After the deadline, how long the tool's own waits (which end by it) may
+# take to report before the alarm ends the run.
+_ALARM_SLACK = 2.0
+
+
+def start_deadline(args: argparse.Namespace) -> None:
+    """Starts the run's deadline: `--timeout`, else $CONTAINERREGISTRY_TIMEOUT.
+
+    Every network wait ends by it (see transport/retry_policy.py). Under
+    run(), an alarm shortly after it ends the run too, whatever it waits
+    for. A bad value of the variable (or of another CONTAINERREGISTRY_*
+    wait) is a fatal one-line error.
+    """
+    from containerregistry.transport import retry_policy
+    variable = retry_policy.TIMEOUT_VARIABLE
+    seconds, source = getattr(args, 'timeout', None), '--timeout'
+    try:
+        retry_policy.check_environment()
+        if seconds is None and os.environ.get(variable, '').strip():
+            seconds, source = retry_policy.positive_seconds(
+                os.environ[variable], variable), variable
+    except ValueError as e:
+        fatal('%s', e)
+    retry_policy.set_deadline(seconds, source)
+    if seconds is None:
+        return
+    from containerregistry.client import docker_creds
+    docker_creds.set_helper_deadline(seconds)
+    _STOPS[signal.SIGALRM] = (TimedOut, 1, 'Error: the run took longer than '
+                              '%gs (%s %g).' % (seconds, source, seconds))
+    if (_running
+            and threading.current_thread() is threading.main_thread()):
+        signal.signal(signal.SIGALRM, _stop)
+        signal.setitimer(signal.ITIMER_REAL, seconds + _ALARM_SLACK)
+
+
 def chdir_to_caller() -> None:
     """Under `bazel run`, resolves relative paths against the caller's cwd.
 
@@ -175,6 +232,10 @@ def removed_on_failure(directory: str) -> Iterator[None]:
         raise
 
 
+class TimedOut(BaseException):
+    """The run's deadline passed and the tool was still waiting."""
+
+
 class Terminated(BaseException):
     """SIGTERM arrived (what Bazel and CI runners send to stop a tool).
 
@@ -194,6 +255,8 @@ _grace_timer: Optional[threading.Timer] = None
 _STOPS = {
     signal.SIGTERM: (Terminated, 143, 'Terminated.'),
     signal.SIGINT: (KeyboardInterrupt, 130, 'Interrupted.'),
+    signal.SIGALRM: (TimedOut, 1, 'Error: the run took longer than its '
+                     'timeout (--timeout or $CONTAINERREGISTRY_TIMEOUT).'),
 }
 
 
@@ -220,6 +283,7 @@ def run(main: Callable[[], object]) -> None:
 
     Applies `chdir_to_caller()` first. Ctrl-C ends the tool with status 130
     and SIGTERM with 143 (128 + 15), each with one line and no traceback,
+    and so does the deadline's alarm (`start_deadline`), with status 1,
     after the tool's cleanup ran (for GRACE_SECONDS at most; the same signal
     again ends it at once). Other errors are the tool's to turn into
     `fatal()` lines; anything left uncaught keeps Python's traceback and
@@ -229,11 +293,13 @@ def run(main: Callable[[], object]) -> None:
     every file is closed and every thread joined, and tearing down a few
     hundred modules costs more than a small pull (measured in bench/).
     """
+    global _running
     chdir_to_caller()
     previous = {signum: signal.signal(signum, _stop) for signum in _STOPS}
+    _running = True
     try:
         main()
-    except (KeyboardInterrupt, Terminated) as stopped:
+    except (KeyboardInterrupt, Terminated, TimedOut) as stopped:
         # The tool has unwound; threads stuck on the network may remain,
         # and the interpreter's teardown would wait for them.
         if _grace_timer is not None:
@@ -241,9 +307,11 @@ def run(main: Callable[[], object]) -> None:
             _grace_timer.join()
         logging.shutdown()
         sys.stdout.flush()
-        _end(*(_STOPS[signal.SIGTERM if isinstance(stopped, Terminated)
-                      else signal.SIGINT][1:]))
+        _end(*next(stop[1:] for stop in _STOPS.values()
+                   if isinstance(stopped, stop[0])))
     finally:
+        _running = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     logging.shutdown()

@@ -17,7 +17,7 @@ from containerregistry.tools import logging_setup
 USAGE = """appender.par [-h] --src-image SRC_IMAGE --tarball TARBALL --dst-image
                     DST_IMAGE [--stderrthreshold STDERRTHRESHOLD]
                     [--client-config-dir CLIENT_CONFIG_DIR]
-                    [--log-file LOG_FILE]"""
+                    [--log-file LOG_FILE] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='appender.par',
@@ -45,12 +45,15 @@ parser.add_argument(
 
 logging_setup.DefineLogFileArg(parser)
 
+cli.add_timeout_flag(parser)
+
 _THREADS = 8
 
 
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name

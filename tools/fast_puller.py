@@ -19,7 +19,7 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
                    [--cache CACHE] [--format {fast,oci}]
-                   [--log-file LOG_FILE]"""
+                   [--log-file LOG_FILE] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='puller.par',
@@ -58,12 +58,15 @@ parser.add_argument(
 
 logging_setup.DefineLogFileArg(parser)
 
+cli.add_timeout_flag(parser)
+
 _THREADS = 8
 
 
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name

@@ -29,7 +29,7 @@ USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
                    [--stamp-info-file STAMP_INFO_FILE] [--oci]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
-                   [--log-file LOG_FILE]"""
+                   [--log-file LOG_FILE] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='pusher.par',
@@ -78,6 +78,8 @@ parser.add_argument(
 logging_setup.DefineCommandLineArgs(parser)
 
 logging_setup.DefineLogFileArg(parser)
+
+cli.add_timeout_flag(parser)
 
 _THREADS = 8
 
@@ -329,6 +331,7 @@ def _push_error(err: BaseException, args: argparse.Namespace) -> str:
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name

@@ -16,7 +16,7 @@ USAGE = """digester.par [-h] [--tarball TARBALL] --output-digest OUTPUT_DIGEST
                     [--config CONFIG] [--manifest MANIFEST] [--digest DIGEST]
                     [--layer LAYER] [--oci]
                     [--stderrthreshold STDERRTHRESHOLD]
-                    [--log-file LOG_FILE]"""
+                    [--log-file LOG_FILE] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='digester.par',
@@ -55,6 +55,8 @@ logging_setup.DefineCommandLineArgs(parser)
 
 logging_setup.DefineLogFileArg(parser)
 
+cli.add_timeout_flag(parser)
+
 
 def write_atomically(path: str, text: str) -> None:
     """Writes TEXT to PATH so that readers see the old file or the complete
@@ -70,6 +72,7 @@ def write_atomically(path: str, text: str) -> None:
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client.v2_2 import outputs as output_files

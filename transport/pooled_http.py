@@ -10,20 +10,24 @@ Connections are kept alive per origin and shared by threads. Redirects are
 followed for GET and HEAD only (as httplib2 does), and the Authorization
 header is dropped when a redirect leaves the origin: blob stores behind
 redirects reject registry credentials, and they must not see them.
-Idempotent requests are retried on connection failures and on 408, 429 and
-5xx answers, with exponential back-off that honours Retry-After. TLS is
+Idempotent requests are retried as `retry_policy` says (connection
+failures, timeouts, stalls, 408, 429, 5xx; backoff with jitter, Retry-After),
+and so is reading a whole body in `request()`. No wait is unbounded:
+connecting has a timeout, every read an idle timeout, a response body
+moving too slowly counts as stalled, and all of them end at the process's
+deadline (`retry_policy.set_deadline`). TLS is
 verified against the system's trust store, as OpenSSL finds it (honouring
 SSL_CERT_FILE and SSL_CERT_DIR, see `tls_env`), or against `ca_certs`.
 Proxies come from the environment (`proxy_env`): https through a CONNECT
 tunnel, plain http as absolute-URL requests to the proxy.
 """
-import datetime
-import email.utils
+import functools
 import http.client
 import io
 import logging
 import os
 import re
+import socket
 import stat
 import threading
 import time
@@ -31,14 +35,15 @@ import urllib.parse
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from containerregistry.transport import proxy_env
+from containerregistry.transport import retry_policy
 from containerregistry.transport import streaming
 from containerregistry.transport import tls_env
 
 MAX_REDIRECTS = 5
-RETRY_STATUSES = frozenset([408, 429, 500, 502, 503, 504])
 IDEMPOTENT = frozenset(['GET', 'HEAD'])
 _REDIRECTS = frozenset([301, 302, 303, 307, 308])
 _BLOCK = 1 << 20
+_MAX_ERROR_BODY = 64 << 10
 # Failures that mean a kept-alive connection was closed by the server
 # while idle; the request never reached it, so it can go again at once.
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError,
@@ -48,11 +53,21 @@ _Key = Tuple[str, str, int]
 
 
 class TransportError(ConnectionError):
-    """A request could not be completed: no connection, TLS, reset."""
+    """A request could not be completed: no connection, TLS, reset.
+
+    `transient` tells `retry_policy` whether trying again may help.
+    """
+
+    def __init__(self, message: str, transient: bool = True):
+        super().__init__(message)
+        self.transient = transient
 
 
 class _Final(TransportError):
     """A failure that trying again cannot mend (a proxy refusing us)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, transient=False)
 
 
 def _strip_query(uri: str) -> str:
@@ -67,10 +82,82 @@ def _reason(err: BaseException) -> str:
     return str(err) or type(err).__name__
 
 
-def _is_tls_error(err: BaseException) -> bool:
-    """TLS failures (bad certificate, not TLS at all) do not heal on retry."""
-    import ssl  # pylint: disable=import-outside-toplevel
-    return isinstance(err, ssl.SSLError)
+class _Watch:
+    """The limits on reading one response, and what it is for messages."""
+
+    def __init__(self, host: str, what: str, idle: float, window: float,
+                 min_bytes: float):
+        self.host = host
+        self.what = what
+        self.idle = idle
+        self.window = window
+        self.min_bytes = min_bytes
+
+
+class _WatchedIO(socket.SocketIO):
+    """The socket under a response: every read waits at most the idle
+    timeout (or until the deadline), and a body that moves less than the
+    watch's minimum over its window raises `retry_policy.Stalled`."""
+
+    def __init__(self, sock: socket.socket, watch: _Watch):
+        super().__init__(sock, 'rb')
+        # As socket.makefile() counts its files: the socket closes once
+        # the connection and every file on it are closed.
+        sock._io_refs += 1  # pylint: disable=protected-access
+        self._watch = watch
+        self._timeout: Optional[float] = None
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
+        self._total = 0
+
+    def _waiting_for(self) -> str:
+        part = 'the rest of the answer' if self._total else 'an answer'
+        return '%s: waiting for %s from %s' % (self._watch.what, part,
+                                              self._watch.host)
+
+    def readinto(self, b) -> Optional[int]:
+        watch = self._watch
+        limit = watch.idle
+        left = retry_policy.remaining()
+        if left is not None:
+            if left <= 0:
+                raise retry_policy.deadline_error(self._waiting_for())
+            limit = min(limit, left)
+        if limit != self._timeout:
+            self._sock.settimeout(limit)
+            self._timeout = limit
+        try:
+            n = super().readinto(b)
+        except TimeoutError:
+            if limit != watch.idle:
+                raise retry_policy.deadline_error(self._waiting_for()) from None
+            raise TimeoutError('%s sent nothing for %gs' % (
+                watch.host, watch.idle)) from None
+        now = time.monotonic()
+        if not self._total:
+            # The first window opens with the first byte: a slow start
+            # (a registry fetching the blob itself) is the idle timeout's.
+            self._window_start = now
+        self._total += n or 0
+        self._window_bytes += n or 0
+        if now - self._window_start >= watch.window:
+            if self._window_bytes < watch.min_bytes:
+                raise retry_policy.Stalled(
+                    '%s sent %d bytes in %.1fs: the transfer stalled' % (
+                        watch.host, self._window_bytes,
+                        now - self._window_start))
+            self._window_start = now
+            self._window_bytes = 0
+        return n
+
+
+class _Response(http.client.HTTPResponse):
+    """A response read through a `_WatchedIO`."""
+
+    def __init__(self, sock: socket.socket, *args, watch: _Watch, **kwargs):
+        super().__init__(sock, *args, **kwargs)
+        self.fp.close()
+        self.fp = io.BufferedReader(_WatchedIO(sock, watch))
 
 
 class _Body:
@@ -78,8 +165,9 @@ class _Body:
 
     def __init__(self, owner: 'Http', key: _Key,
                  conn: http.client.HTTPConnection,
-                 response: http.client.HTTPResponse):
+                 response: http.client.HTTPResponse, what: str):
         self._owner = owner
+        self._what = what
         self._key = key
         self._conn: Optional[http.client.HTTPConnection] = conn
         self._response = response
@@ -95,8 +183,12 @@ class _Body:
 
     def _failed(self, err: BaseException) -> TransportError:
         self._finish(drained=False)
-        return TransportError('connection lost while reading the response: '
-                              + _reason(err))
+        if isinstance(err, TimeoutError):
+            return TransportError('%s: while reading the response: %s'
+                                  % (self._what, _reason(err)))
+        return TransportError('%s: connection lost while reading the '
+                              'response: %s' % (self._what, _reason(err)),
+                              retry_policy.transient_error(err))
 
     def _check_end(self, got: int, asked: int) -> None:
         """http.client returns no data, not an error, when a body is cut."""
@@ -137,16 +229,30 @@ class _Body:
 
 
 class Http:
-    """Thread-safe streaming transport with keep-alive connection pools."""
+    """Thread-safe streaming transport with keep-alive connection pools.
 
-    def __init__(self, maxsize: int = 8, connect_timeout: float = 30.0,
-                 read_timeout: float = 300.0, max_retries: int = 3,
-                 backoff_factor: float = 0.5, ca_certs: Optional[str] = None):
+    Unset waits and retries take `retry_policy`'s values (and their
+    environment variables): CONNECT_TIMEOUT, IDLE_TIMEOUT (READ_TIMEOUT
+    here), attempts and backoff; the stall window is the policy's.
+    """
+
+    def __init__(self, maxsize: int = 8,
+                 connect_timeout: Optional[float] = None,
+                 read_timeout: Optional[float] = None,
+                 max_retries: Optional[int] = None,
+                 backoff_factor: Optional[float] = None,
+                 ca_certs: Optional[str] = None):
         self._maxsize = maxsize
-        self._connect_timeout = connect_timeout
-        self._read_timeout = read_timeout
-        self._max_retries = max_retries
-        self._backoff = backoff_factor
+        self._connect_timeout = (connect_timeout if connect_timeout
+                                 else retry_policy.setting('CONNECT_TIMEOUT'))
+        self._read_timeout = (read_timeout if read_timeout
+                              else retry_policy.setting('IDLE_TIMEOUT'))
+        self._stall_window = retry_policy.setting('STALL_WINDOW')
+        self._stall_bytes = retry_policy.setting('STALL_BYTES')
+        self._attempts = (retry_policy.ATTEMPTS if max_retries is None
+                          else max_retries + 1)
+        self._backoff = (retry_policy.BACKOFF_SECONDS if backoff_factor is None
+                         else backoff_factor)
         self._ca_certs = ca_certs
         self._context = None
         self._lock = threading.Lock()
@@ -165,34 +271,43 @@ class Http:
     def _connect(self, key: _Key) -> http.client.HTTPConnection:
         scheme, host, port = key
         if scheme not in ('http', 'https'):
-            raise TransportError('unsupported URL scheme: %s' % scheme)
+            raise _Final('unsupported URL scheme: %s' % scheme)
         try:
             proxy = proxy_env.for_url(scheme, host)
         except proxy_env.ProxyConfigError as e:
             raise _Final('%s_proxy: %s' % (scheme, e)) from e
         address = (proxy.host, proxy.port) if proxy else (host, port)
+        timeout = retry_policy.wait_limit(
+            self._connect_timeout, 'connecting to %s:%d' % address)
         if scheme == 'https':
             conn = http.client.HTTPSConnection(
-                *address, timeout=self._connect_timeout,
+                *address, timeout=timeout,
                 context=self._tls_context(), blocksize=_BLOCK)
             if proxy:
                 # TLS to the registry inside a CONNECT tunnel.
                 conn.set_tunnel(host, port, headers=_proxy_headers(proxy))
         else:
             conn = http.client.HTTPConnection(
-                *address, timeout=self._connect_timeout, blocksize=_BLOCK)
+                *address, timeout=timeout, blocksize=_BLOCK)
         # Plain http through a proxy: requests name the absolute URL.
         conn.forward_proxy = proxy if proxy and scheme == 'http' else None
         try:
             conn.connect()
+        except TimeoutError as e:
+            conn.close()
+            if timeout < self._connect_timeout:
+                raise retry_policy.deadline_error(
+                    'connecting to %s:%d' % address) from e
+            raise TimeoutError('%s:%d did not take a connection within %gs'
+                               % (address + (timeout,))) from e
         except OSError as e:
+            conn.close()
             if not proxy:
                 raise
             # http.client: "Tunnel connection failed: 407 Proxy Authentication Required"
             refused = re.search(r'failed: 4\d\d ', str(e)) is not None
             raise (_Final if refused else TransportError)(
                 '%s: %s' % (proxy, _reason(e))) from e
-        conn.sock.settimeout(self._read_timeout)
         return conn
 
     def _acquire(self, key: _Key) -> Tuple[http.client.HTTPConnection, bool]:
@@ -223,14 +338,21 @@ class Http:
                 body: streaming.Body = None,
                 headers: Optional[Mapping[str, str]] = None
                 ) -> Tuple[streaming.Response, bytes]:
-        resp, reader = self.stream(uri, method, body, headers)
-        with reader:
-            return resp, reader.read()
+        """The response and its whole body; for GET and HEAD, a body cut
+        off or stalled is asked for again (as `retry_policy` allows)."""
+        def whole() -> Tuple[streaming.Response, bytes]:
+            resp, reader = self.stream(uri, method, body, headers)
+            with reader:
+                return resp, reader.read()
+        if method not in IDEMPOTENT or body is not None:
+            return whole()
+        return retry_policy.retried('%s %s' % (method, _strip_query(uri)),
+                                    whole)
 
     def stream(self, uri: str, method: str = 'GET',
                body: streaming.Body = None,
                headers: Optional[Mapping[str, str]] = None
-               ) -> Tuple[streaming.Response, _Body]:
+               ) -> Tuple[streaming.Response, streaming.Reader]:
         headers = dict(headers or {})
         for _ in range(MAX_REDIRECTS + 1):
             resp, reader = self._send(uri, method, body, headers)
@@ -242,7 +364,7 @@ class Http:
             reader.close()
             if not location:
                 raise TransportError('%s %s: redirect without a Location'
-                                     % (method, _strip_query(uri)))
+                                     % (method, _strip_query(uri)), False)
             target = urllib.parse.urljoin(uri, location)
             if _origin(target) != _origin(uri):
                 headers = {k: v for k, v in headers.items()
@@ -251,43 +373,50 @@ class Http:
                           urllib.parse.urlsplit(target).netloc)
             uri = target
         raise TransportError('%s %s: more than %d redirects'
-                             % (method, _strip_query(uri), MAX_REDIRECTS))
+                             % (method, _strip_query(uri), MAX_REDIRECTS),
+                             False)
 
     def _send(self, uri: str, method: str, body: streaming.Body,
-              headers: Mapping[str, str]) -> Tuple[streaming.Response, _Body]:
+              headers: Mapping[str, str]
+              ) -> Tuple[streaming.Response, streaming.Reader]:
         parts = urllib.parse.urlsplit(uri)
         key = (parts.scheme, parts.hostname or '',
                parts.port or (443 if parts.scheme == 'https' else 80))
         target = urllib.parse.urlunsplit(('', '', parts.path or '/',
                                           parts.query, ''))
+        what = '%s %s' % (method, _strip_query(uri))
         idempotent = method in IDEMPOTENT and body is None
         rewind = body.tell() if hasattr(body, 'seekable') and body.seekable() \
             else None
-        attempt = 0
+        attempts = retry_policy.Attempts.join(
+            what, limit=self._attempts, base=self._backoff)
         while True:
             try:
                 resp, reader = self._exchange(key, method, target, body,
-                                              headers, rewind)
+                                              headers, rewind, what)
             except (http.client.HTTPException, OSError) as e:
-                if (not idempotent or attempt >= self._max_retries
-                        or _is_tls_error(e) or isinstance(e, _Final)):
-                    raise TransportError('%s %s: %s' % (
-                        method, _strip_query(uri), _reason(e))) from e
-                delay = self._backoff * 2 ** attempt
-            else:
-                if (not idempotent or resp.status not in RETRY_STATUSES
-                        or attempt >= self._max_retries):
-                    return resp, reader
-                delay = retry_after(resp) or self._backoff * 2 ** attempt
-                reader.close()
-            attempt += 1
-            logging.info('Retrying %s %s in %.1fs (attempt %d)', method,
-                         _strip_query(uri), delay, attempt + 1)
-            time.sleep(delay)
+                transient = (retry_policy.transient_error(e)
+                             and not isinstance(e, _Final))
+                if not (idempotent and transient
+                        and attempts.again(_reason(e), what=what)):
+                    raise TransportError('%s: %s' % (what, _reason(e)),
+                                         transient) from e
+                continue
+            if (not idempotent
+                    or not retry_policy.transient_status(resp.status)):
+                return resp, reader
+            # An error body is short; the caller reports it if this was
+            # the last attempt.
+            with reader:
+                content = reader.read(_MAX_ERROR_BODY)
+            if not attempts.again('%d %s' % (resp.status, resp.reason),
+                                  retry_policy.retry_after(resp), what):
+                return resp, io.BytesIO(content)
 
     def _exchange(self, key: _Key, method: str, target: str,
                   body: streaming.Body, headers: Mapping[str, str],
-                  rewind: Optional[int]) -> Tuple[streaming.Response, _Body]:
+                  rewind: Optional[int],
+                  what: str) -> Tuple[streaming.Response, _Body]:
         """One request on a pooled connection.
 
         A kept-alive connection the server closed meanwhile fails at once;
@@ -298,8 +427,7 @@ class Http:
             target = '%s://%s:%d%s' % (key + (target,))
             headers = dict(headers, **_proxy_headers(conn.forward_proxy))
         try:
-            _request(conn, method, target, body, headers)
-            response = conn.getresponse()
+            response = self._ask(conn, method, target, body, headers, what)
         except _STALE:
             conn.close()
             if not reused or (body is not None and rewind is None
@@ -309,8 +437,8 @@ class Http:
                 body.seek(rewind)
             conn = self._connect(key)
             try:
-                _request(conn, method, target, body, headers)
-                response = conn.getresponse()
+                response = self._ask(conn, method, target, body, headers,
+                                     what)
             except BaseException:
                 conn.close()
                 raise
@@ -319,7 +447,25 @@ class Http:
             raise
         resp = streaming.Response(response.status, _headers(response),
                                   response.reason or '')
-        return resp, _Body(self, key, conn, response)
+        return resp, _Body(self, key, conn, response, what)
+
+    def _ask(self, conn: http.client.HTTPConnection, method: str, target: str,
+             body: streaming.Body, headers: Mapping[str, str],
+             what: str) -> http.client.HTTPResponse:
+        """Sends the request on CONN and reads the response's head; every
+        wait is bounded (see `_WatchedIO`)."""
+        host = '%s:%d' % (conn.host, conn.port)
+        conn.sock.settimeout(retry_policy.wait_limit(
+            self._read_timeout, '%s: sending to %s' % (what, host)))
+        conn.response_class = functools.partial(_Response, watch=_Watch(
+            host, what, self._read_timeout, self._stall_window,
+            self._stall_bytes))
+        try:
+            _request(conn, method, target, body, headers)
+        except TimeoutError as e:
+            raise TimeoutError('%s took nothing for %gs' % (
+                host, conn.sock.gettimeout() if conn.sock else 0)) from e
+        return conn.getresponse()
 
 
 def _proxy_headers(proxy: proxy_env.Proxy) -> Dict[str, str]:
@@ -383,24 +529,3 @@ def _headers(response: http.client.HTTPResponse) -> Dict[str, str]:
 def _origin(uri: str) -> Tuple[str, str]:
     parts = urllib.parse.urlsplit(uri)
     return parts.scheme, parts.netloc.lower()
-
-
-def retry_after(resp: streaming.Response, cap: float = 60.0) -> float:
-    """The seconds a `Retry-After` header asks for (a delay or an HTTP
-    date), between 0 and CAP; 0 without one."""
-    value = (resp.get('retry-after') or '').strip()
-    if not value:
-        return 0.0
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return 0.0
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=datetime.timezone.utc)
-        seconds = when.timestamp() - time.time()
-    if seconds != seconds:  # NaN
-        return 0.0
-    return min(max(seconds, 0.0), cap)

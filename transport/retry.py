@@ -4,10 +4,11 @@ Only exceptions are retried (an HTTP error status is an answer, not a
 failure of the transport). Between attempts it sleeps
 `backoff_factor * 2**n` for the n-th retry: 1 s then 2 s by default.
 
-Upstream retried only `IncompleteRead` and `ResponseNotReady`; dropped
-connections (`ConnectionError`, which includes resets and
-`RemoteDisconnected`) and socket timeouts are retried too. A request whose
-body is a stream is retried only if the stream can be rewound (`seek`).
+Upstream retried only `IncompleteRead` and `ResponseNotReady`; what else
+is transient (dropped connections, timeouts, an unreachable network) is
+`retry_policy`'s decision, as everywhere in the library, and no sleep
+outlasts its deadline. A request whose body is a stream is retried only if
+the stream can be rewound (`seek`).
 
 `RetryTransport` is an `httplib2.Http` (see nested); the tools do not use
 this module, so httplib2 costs their start-up nothing.
@@ -15,12 +16,12 @@ this module, so httplib2 costs their start-up nothing.
 import http.client
 import logging
 import socket
-import time
 from typing import Any, Callable, Optional, Tuple
 
 import httplib2
 
 from containerregistry.transport import nested
+from containerregistry.transport import retry_policy
 
 DEFAULT_SOURCE_TRANSPORT_CALLABLE = httplib2.Http
 DEFAULT_MAX_RETRIES = 2
@@ -32,12 +33,17 @@ RETRYABLE_EXCEPTION_TYPES = [
     socket.timeout,
 ]
 
-_sleep = time.sleep
+_sleep = retry_policy.sleep
 
 
 def ShouldRetry(err: BaseException) -> bool:
-    """Whether `err` is one of RETRYABLE_EXCEPTION_TYPES."""
-    return isinstance(err, tuple(RETRYABLE_EXCEPTION_TYPES))
+    """Whether `err` is one of RETRYABLE_EXCEPTION_TYPES or otherwise
+    transient for `retry_policy`; never an error that says it is final."""
+    if getattr(err, 'transient', None) is False or isinstance(
+            err, retry_policy.DeadlineExceeded):
+        return False
+    return (isinstance(err, tuple(RETRYABLE_EXCEPTION_TYPES))
+            or retry_policy.transient_error(err))
 
 
 def _body(args: Tuple[Any, ...], kwargs: dict) -> Any:

@@ -3,19 +3,25 @@
 A `Transport` is bound to one repository and one action (pull, push, ...):
 it pings the registry once, learns how it wants to be authenticated and,
 for Bearer, fetches a token scoped to that repository and action.
+
+GET and HEAD requests, the ping and token fetches are tried again as
+`retry_policy` says, whatever the transport: a transient status, a dropped
+connection, also while the body of a ping, token, manifest or tag list is
+read (a blob's is resumed by its reader instead).
 """
 import json
 import logging
 import re
 import threading
 import urllib.parse
-from typing import (Any, Dict, Iterator, List, Mapping, Optional, Sequence,
-                    Tuple, Type, Union)
+from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
+                    Sequence, Tuple, Type, TypeVar, Union)
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_creds as v2_2_creds
 from containerregistry.transport import proxy_env
+from containerregistry.transport import retry_policy
 from containerregistry.transport import streaming
 
 PULL = 'pull'
@@ -64,6 +70,7 @@ NON_DISTRIBUTABLE_LAYER_MIMES = [
 ]
 
 _MAX_ERROR_BODY = 300
+_T = TypeVar('_T')
 
 
 class Diagnostic(dict):
@@ -307,7 +314,7 @@ class Transport:
         url = self.base_url() + '/v2/'
         headers = {'content-type': 'application/json',
                    'user-agent': docker_name.USER_AGENT}
-        resp, content = self._transport.request(url, 'GET', headers=headers)
+        resp, content = self._whole(url, 'GET', None, headers)
         if resp.status == 200:
             logging.debug('%s: no authentication needed', self._name.registry)
             return
@@ -362,15 +369,14 @@ class Transport:
                 ('client_id', 'containerregistry'),
             ]).encode('ascii')
             headers['content-type'] = 'application/x-www-form-urlencoded'
-            resp, content = self._transport.request(
-                self._realm, 'POST', body=body, headers=headers)
+            resp, content = self._whole(self._realm, 'POST', body, headers)
         else:
             params = [('scope', s) for s in self._scopes]
             params.append(('service', self._service))
             if auth:
                 headers['authorization'] = auth
-            resp, content = self._transport.request(
-                _with_query(self._realm, params), 'GET', headers=headers)
+            resp, content = self._whole(_with_query(self._realm, params),
+                                        'GET', None, headers)
         if resp.status != 200:
             details = _diagnostics(content)[0]
             raise TokenRefreshException(
@@ -391,6 +397,24 @@ class Transport:
                 'header value')
         with self._lock:
             self._creds = v2_2_creds.Bearer(token)
+
+    def _whole(self, url: str, method: str, body: Optional[bytes],
+               headers: Mapping[str, str]) -> Tuple[streaming.Response, bytes]:
+        """A ping or token exchange, tried again while it fails transiently
+        (a token POST too: exchanging a refresh token changes nothing).
+        The last transient answer is returned for the caller to report."""
+        what = '%s %s' % (method, url.split('?', 1)[0])
+
+        def once() -> Tuple[streaming.Response, bytes]:
+            resp, content = self._transport.request(url, method, body,
+                                                    headers)
+            if retry_policy.transient_status(resp.status):
+                raise _TransientAnswer(resp, content, url, method)
+            return resp, content
+        try:
+            return retry_policy.retried(what, once)
+        except _TransientAnswer as answer:
+            return answer.response, answer.content
 
     def _Owns(self, url: str) -> bool:
         """Whether URL is on this registry (same scheme, host and port).
@@ -449,19 +473,31 @@ class Transport:
         Raises V2DiagnosticException (after reading the error body) when the
         status is not in ACCEPTED_CODES. In Bearer mode a 401 refreshes the
         token once and resends; so does a 401 that asks for credentials
-        after an anonymous ping.
+        after an anonymous ping. GET and HEAD are tried again after a
+        transient failure or status (see `retry_policy`).
         """
         if not method:
             method = 'GET' if body is None else 'PUT'
+        return _retried_if_safe(method, url, body, lambda: self._stream_once(
+            url, accepted_codes, method, body, content_type, accepted_mimes,
+            headers))
+
+    def _stream_once(self, url: str, accepted_codes: Optional[Sequence[int]],
+                     method: str, body: streaming.Body,
+                     content_type: Optional[str],
+                     accepted_mimes: Optional[Sequence[str]],
+                     headers: Optional[Mapping[str, str]]
+                     ) -> Tuple[streaming.Response, streaming.Reader]:
         rewindable = body is None or isinstance(body, (bytes, bytearray)) or (
             hasattr(body, 'seekable') and body.seekable())
         start = body.tell() if rewindable and hasattr(body, 'tell') else None
-        for attempt in (0, 1):
+        for attempt in range(retry_policy.AUTH_ATTEMPTS):
             resp, reader = self._transport.stream(
                 url, method, body,
                 self._headers(url, method, body, content_type,
                               accepted_mimes, headers))
-            if (resp.status == 401 and attempt == 0 and rewindable
+            if (resp.status == 401 and attempt + 1 < retry_policy.AUTH_ATTEMPTS
+                    and rewindable
                     and self._Owns(url)
                     and self._MayRetry(resp, '%s %s' % (method, url))):
                 reader.close()
@@ -491,14 +527,28 @@ class Transport:
         """Like Stream, but returns the whole body as bytes.
 
         With MAX_BYTES, a longer body (announced or sent) raises
-        BadStateException instead of filling memory.
+        BadStateException instead of filling memory. For GET and HEAD, a
+        body cut off or stalled is asked for again.
         """
+        if not method:
+            method = 'GET' if body is None else 'PUT'
+        return _retried_if_safe(method, url, body, lambda: self._request_once(
+            url, accepted_codes, method, body, content_type, accepted_mimes,
+            headers, max_bytes))
+
+    def _request_once(self, url: str,
+                      accepted_codes: Optional[Sequence[int]], method: str,
+                      body: streaming.Body, content_type: Optional[str],
+                      accepted_mimes: Optional[Sequence[str]],
+                      headers: Optional[Mapping[str, str]],
+                      max_bytes: Optional[int]
+                      ) -> Tuple[streaming.Response, bytes]:
         resp, reader = self.Stream(url, accepted_codes, method, body,
                                    content_type, accepted_mimes, headers)
         try:
             if max_bytes is None:
                 return resp, reader.read()
-            what = '%s %s' % (method or 'GET', url.split('?', 1)[0])
+            what = '%s %s' % (method, url.split('?', 1)[0])
             length = resp.get('content-length', '')
             if length.isdigit() and int(length) > max_bytes:
                 raise BadStateException(
@@ -542,6 +592,24 @@ def _check_same_manifest_path(url: str, method: str,
         raise BadStateException(
             '%s %s: redirected to another repository path (%s), refused'
             % (method, url, moved))
+
+
+def _retried_if_safe(method: str, url: str, body: streaming.Body,
+                     action: Callable[[], _T]) -> _T:
+    """ACTION, tried again as `retry_policy` says if it is a GET or HEAD;
+    other requests are the caller's to repeat (a push starts anew)."""
+    if method not in ('GET', 'HEAD') or body is not None:
+        return action()
+    return retry_policy.retried('%s %s' % (method, url.split('?', 1)[0]),
+                                action)
+
+
+class _TransientAnswer(V2DiagnosticException):
+    """A transient status of a ping or token exchange, to try again."""
+
+    def __init__(self, resp, content: bytes, url: str, method: str):
+        super().__init__(resp, content, url, method)
+        self.content = content
 
 
 def ParseNextLinkHeader(resp: Mapping[str, str]) -> Optional[str]:

@@ -7,12 +7,12 @@ in one PUT after the POST, falling back to chunked PATCHes where a registry
 refuses that. The manifest goes last, once every blob is in place, so a
 failed push never leaves a tag pointing at missing blobs. An upload or a
 manifest PUT cut off, throttled (429) or failed by the server (5xx) is
-started again after a pause (Retry-After when given).
+started again after a pause (Retry-After when given), as `retry_policy`
+says.
 """
 import concurrent.futures
 import io
 import logging
-import time
 import urllib.parse
 from typing import (Callable, Optional, Sequence, Tuple, TypeVar,
                     Union)
@@ -22,12 +22,10 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
-from containerregistry.transport import pooled_http
+from containerregistry.transport import retry_policy
 
 # Chunk size of PATCH uploads, unless the registry asks for more.
 DEFAULT_CHUNK_SIZE = 16 << 20
-_MAX_ATTEMPTS = 4
-_BACKOFF_SECONDS = 0.5
 # Errors a chunked upload would meet again: report them, do not fall back.
 _FINAL_ERRORS = frozenset(['DIGEST_INVALID', 'SIZE_INVALID', 'UNAUTHORIZED',
                            'DENIED', 'NAME_UNKNOWN', 'NAME_INVALID'])
@@ -40,24 +38,9 @@ _T = TypeVar('_T')
 
 
 def _retrying(what: str, action: Callable[[], _T]) -> _T:
-    """ACTION's result; it runs again from its start after a dropped
-    connection or a transient status (408, 429, 5xx), at most _MAX_ATTEMPTS
-    times in all."""
-    for attempt in range(1, _MAX_ATTEMPTS + 1):
-        try:
-            return action()
-        except (ConnectionError, docker_http.V2DiagnosticException) as err:
-            transient = (not isinstance(err, docker_http.V2DiagnosticException)
-                         or err.status in pooled_http.RETRY_STATUSES)
-            if not transient or attempt == _MAX_ATTEMPTS:
-                raise
-            delay = _BACKOFF_SECONDS * 2 ** (attempt - 1)
-            if isinstance(err, docker_http.V2DiagnosticException):
-                delay = pooled_http.retry_after(err.response) or delay
-            logging.info('%s failed (%s); trying again in %.1fs',
-                         what, err, delay)
-            time.sleep(delay)
-    raise AssertionError('unreachable')
+    """ACTION's result; it runs again from its start after a transient
+    failure (a dropped connection, 408, 429, 5xx), as `retry_policy` says."""
+    return retry_policy.retried(what, action)
 
 
 class _Chunk(io.RawIOBase):

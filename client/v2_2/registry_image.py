@@ -4,7 +4,8 @@ Manifests fetched by digest are checked against it, and so are tag
 manifests whose response carries a Docker-Content-Digest; every manifest's
 shape (descriptors, digest forms, sizes) is checked before use. Blobs stream
 through `blob_stream()`, which checks size and sha256 as the data passes and
-resumes a dropped download with a Range request.
+resumes a dropped or stalled download with a Range request (as often as
+`retry_policy` allows).
 """
 import json
 import logging
@@ -15,8 +16,7 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
-
-MAX_RESUMES = 3
+from containerregistry.transport import retry_policy
 
 
 class MalformedManifestError(docker_http.BadStateException):
@@ -135,15 +135,19 @@ class _ResumingReader:
         self._image = image
         self._digest = digest
         self._offset = 0
-        self._resumes = 0
         self._url = image.url('blobs/' + digest)
-        self._reader = self._first_open(image.foreign_urls(digest))
+        self._attempts = retry_policy.Attempts.join(
+            'Download of %s' % digest)
+        with self._attempts:
+            self._reader = self._first_open(image.foreign_urls(digest))
 
     def _first_open(self, urls: List[str]):
         failures = []
         for url in urls:
             try:
-                reader = self._open(None, url)
+                # Each URL once: the next one is the fallback.
+                with retry_policy.Attempts(url, limit=1):
+                    reader = self._open(None, url)
             except (ConnectionError, docker_http.V2DiagnosticException) as e:
                 logging.info('Foreign layer %s not read from %s: %s',
                              self._digest, url, e)
@@ -175,21 +179,25 @@ class _ResumingReader:
                 remaining -= len(chunk)
         return reader
 
-    def _retry(self, err: Exception) -> None:
-        if self._resumes >= MAX_RESUMES:
+    def _resume(self, err: Exception) -> None:
+        """After ERR, reopens from the offset reached, or raises ERR."""
+        if not retry_policy.transient_error(err):
             raise err
-        self._resumes += 1
-        logging.info('Download of %s broke after %d bytes (%s); resuming',
-                        self._digest, self._offset, err)
+        if not self._attempts.again(
+                'broke after %d bytes (%s); resuming' % (
+                    self._offset, retry_policy.describe(err)),
+                what='Download of %s' % self._digest):
+            raise err
         self._reader.close()
-        self._reader = self._open(self._offset)
+        with self._attempts:
+            self._reader = self._open(self._offset)
 
     def read(self, amt: Optional[int] = None) -> bytes:
         while True:
             try:
                 data = self._reader.read(amt)
             except ConnectionError as e:
-                self._retry(e)
+                self._resume(e)
                 continue
             self._offset += len(data)
             return data
@@ -199,7 +207,7 @@ class _ResumingReader:
             try:
                 n = self._reader.readinto(buffer)
             except ConnectionError as e:
-                self._retry(e)
+                self._resume(e)
                 continue
             self._offset += n
             return n
