@@ -9,7 +9,6 @@ import pytest
 
 from containerregistry.testing import images
 from containerregistry.testing import proxy as proxy_mod
-from containerregistry.testing import registry as reg
 
 _BLOB = 'sha256:' + 'a' * 64
 

@@ -38,7 +38,6 @@ import lzma
 import os
 import posixpath
 import re
-import shutil
 import tarfile
 import tempfile
 import threading
