@@ -171,10 +171,11 @@ def test_par_layout(par_zip):
             # the python that ran pip: they would make the build host-dependent).
             listed = [row.split(',')[0] for row in par_zip.read(n).decode().splitlines()]
             assert listed and not [p for p in listed if p not in names], (n, listed)
-    # :containerregistry needs httplib2 and oauth2client, and those
-    # the rest; absl-py and concurrent-log-handler are locked but not used.
+    # :containerregistry needs httplib2, oauth2client and
+    # concurrent-log-handler (--log-file), and those the rest; absl-py is
+    # locked but not used.
     bundled = {'httplib2', 'oauth2client', 'pyparsing', 'six', 'rsa', 'pyasn1',
-               'pyasn1-modules'}
+               'pyasn1-modules', 'concurrent-log-handler', 'portalocker'}
     locked = _locked_versions()
     assert dist_infos == {name: locked[name] for name in bundled}
     for n in names:
