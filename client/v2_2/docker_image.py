@@ -40,6 +40,15 @@ class ForeignLayerUnavailableError(ValueError):
             if self.urls else 'its descriptor lists no URLs'))
 
 
+def fetchable_urls(urls: Any) -> List[str]:
+    """The http(s) URLs among URLS (a foreign layer descriptor's `urls`), in
+    order: the only ones sources and fetchers try."""
+    if not isinstance(urls, list):
+        return []
+    return [url for url in urls if isinstance(url, str)
+            and url.split(':', 1)[0] in ('https', 'http')]
+
+
 class FileRange(NamedTuple):
     """SIZE bytes at OFFSET of the local file PATH.
 
