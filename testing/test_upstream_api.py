@@ -67,10 +67,17 @@ def _upstream_params(text: str) -> List[inspect.Parameter]:
 
 
 def _value(node: ast.AST, namespace: Dict[str, Any]) -> Any:
-    """Upstream's default evaluated in the project's module, or `empty`."""
+    """Upstream's default evaluated in the project's module, or `empty`.
+
+    Upstream took media types from `docker_http`; a module that takes them
+    from `media_types` (the same objects) is read with that name bound.
+    """
+    scope = dict(namespace)
+    if 'media_types' in scope:
+        scope.setdefault('docker_http', scope['media_types'])
     try:
         return eval(compile(ast.Expression(node), '<default>', 'eval'),
-                    dict(namespace))
+                    scope)
     except Exception:
         return inspect.Parameter.empty
 

@@ -12,15 +12,19 @@ import abc
 import io
 import json
 import tarfile
-from typing import Any, Dict, Iterator, List, Optional, Set, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional, Set, Union
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2 import docker_digest
-from containerregistry.client.v2 import docker_http
 from containerregistry.client.v2 import util
 from containerregistry.client.v2_2 import compression
-from containerregistry.client.v2_2 import registry_image
+
+# Only FromRegistry uses the registry protocol, and loads it when used: the
+# interface, which offline converters (v2_2.v2_compat) extend, needs none.
+if TYPE_CHECKING:
+    from containerregistry.client.v2 import docker_http
+    from containerregistry.client.v2_2 import registry_image
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
 BadManifestException = util.BadManifestException
@@ -101,14 +105,14 @@ class FromRegistry(DockerImage):
         self._name = name
         self._creds = basic_creds
         self._original_transport = transport
-        self._transport: Optional[docker_http.Transport] = None
-        self._blobs: Optional[registry_image.FromRegistry] = None
+        self._transport: Optional['docker_http.Transport'] = None
+        self._blobs: Optional['registry_image.FromRegistry'] = None
         self._raw: Optional[bytes] = None
         self._digest: Optional[str] = None
 
     @classmethod
     def FromTransport(cls, name: Union[docker_name.Tag, docker_name.Digest],
-                      transport: docker_http.Transport,
+                      transport: 'docker_http.Transport',
                       manifest: Optional[bytes] = None) -> 'FromRegistry':
         """An image sharing an authenticated Transport (no new ping/token).
 
@@ -119,14 +123,16 @@ class FromRegistry(DockerImage):
         image._raw = manifest
         return image
 
-    def transport(self) -> docker_http.Transport:
+    def transport(self) -> 'docker_http.Transport':
         if self._transport is None:
             raise RuntimeError('%s is used outside its "with" block' % self)
         return self._transport
 
-    def _blob_source(self) -> registry_image.FromRegistry:
+    def _blob_source(self) -> 'registry_image.FromRegistry':
         """Blob access: the v2.2 reader, on this image's Transport."""
         if self._blobs is None:
+            from containerregistry.client.v2 import docker_http  # pylint: disable=import-outside-toplevel
+            from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
             self._blobs = registry_image.FromRegistry.FromTransport(
                 self._name, self.transport(), docker_http.SCHEMA1_ACCEPT)
         return self._blobs
@@ -138,6 +144,7 @@ class FromRegistry(DockerImage):
 
     def _manifest_bytes(self, validate: bool = True) -> bytes:
         if self._raw is None:
+            from containerregistry.client.v2 import docker_http  # pylint: disable=import-outside-toplevel
             url = '{base}/v2/{repository}/manifests/{ref}'.format(
                 base=self.transport().base_url(),
                 repository=self._name.repository, ref=self._ref())
@@ -168,6 +175,7 @@ class FromRegistry(DockerImage):
 
     def exists(self) -> bool:
         """True if the name refers to a schema 1 manifest."""
+        from containerregistry.client.v2 import docker_http  # pylint: disable=import-outside-toplevel
         try:
             manifest = json.loads(self.manifest(validate=False))
         except docker_http.V2DiagnosticException as err:
@@ -202,6 +210,7 @@ class FromRegistry(DockerImage):
 
     def __enter__(self) -> 'FromRegistry':
         if self._transport is None:
+            from containerregistry.client.v2 import docker_http  # pylint: disable=import-outside-toplevel
             self._transport = docker_http.Transport(
                 self._name, self._creds or docker_creds.Anonymous(),
                 self._original_transport,

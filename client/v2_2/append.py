@@ -29,8 +29,8 @@ from typing import BinaryIO, Callable, Optional, Union, cast
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import media_types
 from containerregistry.transform.v2_2 import metadata
 
 _EMPTY_LAYER_HEX = hashlib.sha256(b'').hexdigest()
@@ -205,10 +205,10 @@ class Layer(docker_image.DockerImage):
 
         if tar_gz:
             diff_id = self._load(tar_gz, diff_id)
-            if manifest.get('mediaType') == docker_http.OCI_MANIFEST_MIME:
-                media_type = docker_http.OCI_GZIP_LAYER_MIME
+            if manifest.get('mediaType') == media_types.OCI_MANIFEST_MIME:
+                media_type = media_types.OCI_GZIP_LAYER_MIME
             else:
-                media_type = docker_http.LAYER_MIME
+                media_type = media_types.LAYER_MIME
             manifest['layers'].append({
                 'digest': self._blob_sum,
                 'mediaType': media_type,

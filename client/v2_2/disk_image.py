@@ -17,8 +17,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2 import tarball_image
 
 
@@ -153,7 +153,7 @@ class FromDisk(docker_image.DockerImage):
             return []
         foreign = [layer for layer in manifest.get('layers') or []
                    if isinstance(layer, dict)
-                   and layer.get('mediaType') == docker_http.FOREIGN_LAYER_MIME]
+                   and layer.get('mediaType') == media_types.FOREIGN_LAYER_MIME]
         for index, layer in enumerate(foreign):
             digest, size = layer.get('digest'), layer.get('size')
             if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
@@ -194,14 +194,14 @@ class FromDisk(docker_image.DockerImage):
                 config = self._config_bytes()
                 manifest = json.dumps({
                     'schemaVersion': 2,
-                    'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+                    'mediaType': media_types.MANIFEST_SCHEMA2_MIME,
                     'config': {
-                        'mediaType': docker_http.CONFIG_JSON_MIME,
+                        'mediaType': media_types.CONFIG_JSON_MIME,
                         'size': len(config),
                         'digest': docker_digest.SHA256(config),
                     },
                     'layers': base_layers + [{
-                        'mediaType': docker_http.LAYER_MIME,
+                        'mediaType': media_types.LAYER_MIME,
                         'size': self.blob_size(digest),
                         'digest': digest,
                     } for digest in self._layers],
@@ -229,7 +229,7 @@ class FromDisk(docker_image.DockerImage):
             raise LayerCountError(len(diff_ids), layers)
 
     def media_type(self) -> str:
-        return docker_http.MANIFEST_SCHEMA2_MIME
+        return media_types.MANIFEST_SCHEMA2_MIME
 
     def config_file(self) -> str:
         return self._config

@@ -12,7 +12,7 @@ import json
 from typing import Any, Dict, List, NamedTuple, Optional, Set
 
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import media_types
 
 # The sources are loaded on first use (see __getattr__), so they are named
 # here for `from ... import *`.
@@ -38,6 +38,15 @@ class ForeignLayerUnavailableError(ValueError):
         super().__init__('foreign layer %s is not in %s; %s' % (
             digest, where, 'its URLs: ' + ', '.join(self.urls)
             if self.urls else 'its descriptor lists no URLs'))
+
+
+def fetchable_urls(urls: Any) -> List[str]:
+    """The http(s) URLs among URLS (a foreign layer descriptor's `urls`), in
+    order: the only ones sources and fetchers try."""
+    if not isinstance(urls, list):
+        return []
+    return [url for url in urls if isinstance(url, str)
+            and url.split(':', 1)[0] in ('https', 'http')]
 
 
 class FileRange(NamedTuple):
@@ -166,7 +175,7 @@ class DockerImage(metaclass=abc.ABCMeta):
         manifest = json.loads(self.manifest())
         skip = set(
             layer['digest'] for layer in manifest['layers']
-            if layer.get('mediaType') in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES)
+            if layer.get('mediaType') in media_types.NON_DISTRIBUTABLE_LAYER_MIMES)
         return self.blob_set() - skip
 
     def digest(self) -> str:
@@ -176,7 +185,7 @@ class DockerImage(metaclass=abc.ABCMeta):
     def media_type(self) -> str:
         """The media type of the manifest."""
         manifest = json.loads(self.manifest())
-        return manifest.get('mediaType', docker_http.OCI_MANIFEST_MIME)
+        return manifest.get('mediaType', media_types.OCI_MANIFEST_MIME)
 
     @abc.abstractmethod
     def manifest(self) -> str:

@@ -8,16 +8,21 @@ import abc
 import contextlib
 import json
 import logging
-from typing import (Any, Dict, Iterator, List, Optional, Sequence, Tuple,
-                    Union)
+from typing import (TYPE_CHECKING, Any, Dict, Iterator, List, Optional,
+                    Sequence, Tuple, Union)
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
-from containerregistry.client.v2_2 import registry_image
+from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2.platform import Platform
+
+# Only FromRegistry and open_image use the registry protocol, and load it
+# when used: the offline lists (FromList, Delegate) need none of it.
+if TYPE_CHECKING:
+    from containerregistry.client.v2_2 import docker_http
+    from containerregistry.client.v2_2 import registry_image
 
 __all__ = ['Platform', 'DockerImageList', 'Delegate', 'FromRegistry',
            'FromList', 'DigestMismatchedError', 'InvalidMediaTypeError',
@@ -45,7 +50,7 @@ class DockerImageList(metaclass=abc.ABCMeta):
     def media_type(self) -> str:
         """The media type of the manifest."""
         manifest = json.loads(self.manifest())
-        return manifest.get('mediaType', docker_http.OCI_IMAGE_INDEX_MIME)
+        return manifest.get('mediaType', media_types.OCI_IMAGE_INDEX_MIME)
 
     @abc.abstractmethod
     def manifest(self) -> str:
@@ -133,7 +138,7 @@ class Delegate(DockerImageList):
         return str(self._image)
 
 
-_Child = Union['FromRegistry', registry_image.FromRegistry]
+_Child = Union['FromRegistry', 'registry_image.FromRegistry']
 
 
 class FromRegistry(DockerImageList):
@@ -142,7 +147,8 @@ class FromRegistry(DockerImageList):
     def __init__(self, name: docker_name.Registry,
                  basic_creds: docker_creds.Provider, transport,
                  accepted_mimes: Sequence[str] = (
-                     docker_http.MANIFEST_LIST_MIMES)):
+                     media_types.MANIFEST_LIST_MIMES)):
+        from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
         self._image = registry_image.FromRegistry(name, basic_creds, transport,
                                                   accepted_mimes)
         self._name = name
@@ -150,11 +156,12 @@ class FromRegistry(DockerImageList):
 
     @classmethod
     def FromTransport(cls, name: docker_name.Registry,
-                      transport: docker_http.Transport,
+                      transport: 'docker_http.Transport',
                       accepted_mimes: Sequence[str],
                       manifest: Optional[bytes] = None,
                       media_type: Optional[str] = None) -> 'FromRegistry':
         """A list sharing an authenticated Transport (no new ping/token)."""
+        from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
         image_list = cls(name, None, None, accepted_mimes)
         image_list._image = registry_image.FromRegistry.FromTransport(
             name, transport, accepted_mimes, manifest, media_type)
@@ -168,6 +175,7 @@ class FromRegistry(DockerImageList):
 
     def exists(self) -> bool:
         """True if the name refers to a list of an accepted type."""
+        from containerregistry.client.v2_2 import docker_http  # pylint: disable=import-outside-toplevel
         try:
             manifest = json.loads(self.manifest(validate=False))
         except docker_http.V2DiagnosticException as err:
@@ -181,6 +189,7 @@ class FromRegistry(DockerImageList):
     def images(self) -> List[Tuple[docker_name.Digest, Optional[Platform],
                                    _Child]]:
         """(name, platform or None, child) for each entry it can read."""
+        from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
         manifest = json.loads(self.manifest())
         transport = self._image.transport()
         results = []
@@ -188,10 +197,10 @@ class FromRegistry(DockerImageList):
             name = docker_name.Digest('{base}@{digest}'.format(
                 base=self._name.as_repository(), digest=entry['digest']))
             media_type = entry.get('mediaType', '')
-            if media_type in docker_http.MANIFEST_LIST_MIMES:
+            if media_type in media_types.MANIFEST_LIST_MIMES:
                 child = FromRegistry.FromTransport(name, transport,
                                                    [media_type])
-            elif media_type in docker_http.SUPPORTED_MANIFEST_MIMES:
+            elif media_type in media_types.SUPPORTED_MANIFEST_MIMES:
                 child = registry_image.FromRegistry.FromTransport(
                     name, transport, [media_type])
             else:
@@ -259,7 +268,7 @@ class FromList(DockerImageList):
                 entry['platform'] = dict(platform)
             entries.append(entry)
         return json.dumps({
-            'mediaType': docker_http.MANIFEST_LIST_MIME,
+            'mediaType': media_types.MANIFEST_LIST_MIME,
             'schemaVersion': 2,
             'manifests': entries,
         }, sort_keys=True)
@@ -292,8 +301,8 @@ class FromList(DockerImageList):
         pass
 
 
-ALL_MANIFEST_MIMES = (docker_http.MANIFEST_LIST_MIMES
-                      + docker_http.SUPPORTED_MANIFEST_MIMES)
+ALL_MANIFEST_MIMES = (media_types.MANIFEST_LIST_MIMES
+                      + media_types.SUPPORTED_MANIFEST_MIMES)
 
 
 def _media_type(manifest: Dict[str, Any], served: str) -> str:
@@ -303,19 +312,19 @@ def _media_type(manifest: Dict[str, Any], served: str) -> str:
     schema1 = manifest.get('schemaVersion') == 1
     if manifest.get('mediaType'):
         media_type = manifest['mediaType']
-        if schema1 != (media_type in docker_http.MANIFEST_SCHEMA1_MIMES):
+        if schema1 != (media_type in media_types.MANIFEST_SCHEMA1_MIMES):
             raise InvalidMediaTypeError(
                 'the manifest says it is %s, but its schemaVersion is %s'
                 % (media_type, json.dumps(manifest.get('schemaVersion'))))
         return media_type
     if schema1:
-        return docker_http.MANIFEST_SCHEMA1_SIGNED_MIME
+        return media_types.MANIFEST_SCHEMA1_SIGNED_MIME
     if served and served not in ('application/json', 'text/plain') \
-            and served not in docker_http.MANIFEST_SCHEMA1_MIMES:
+            and served not in media_types.MANIFEST_SCHEMA1_MIMES:
         return served
     if 'manifests' in manifest:
-        return docker_http.OCI_IMAGE_INDEX_MIME
-    return docker_http.OCI_MANIFEST_MIME
+        return media_types.OCI_IMAGE_INDEX_MIME
+    return media_types.OCI_MANIFEST_MIME
 
 
 @contextlib.contextmanager
@@ -328,10 +337,12 @@ def open_image(name: Union[docker_name.Tag, docker_name.Digest],
     One ping, one token and one manifest request serve the whole pull,
     where trying list, image and schema 1 in turn would repeat them.
     """
+    from containerregistry.client.v2_2 import docker_http  # pylint: disable=import-outside-toplevel
+    from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
     transport = docker_http.Transport(name, basic_creds, transport,
                                       docker_http.PULL)
     probe = registry_image.FromRegistry.FromTransport(
-        name, transport, ALL_MANIFEST_MIMES + docker_http.MANIFEST_SCHEMA1_MIMES)
+        name, transport, ALL_MANIFEST_MIMES + media_types.MANIFEST_SCHEMA1_MIMES)
     raw = probe.manifest().encode('utf8')
     try:
         parsed = json.loads(raw)
@@ -341,14 +352,14 @@ def open_image(name: Union[docker_name.Tag, docker_name.Digest],
         media_type = _media_type(parsed, probe.served_type())
     except InvalidMediaTypeError as e:
         raise InvalidMediaTypeError('%s: %s' % (name, e)) from None
-    if media_type in docker_http.MANIFEST_LIST_MIMES:
+    if media_type in media_types.MANIFEST_LIST_MIMES:
         image_list = FromRegistry.FromTransport(
             name, transport, [media_type], raw, media_type)
         image = image_list.resolve(target)
-    elif media_type in docker_http.SUPPORTED_MANIFEST_MIMES:
+    elif media_type in media_types.SUPPORTED_MANIFEST_MIMES:
         image = registry_image.FromRegistry.FromTransport(
             name, transport, [media_type], raw, media_type)
-    elif media_type in docker_http.MANIFEST_SCHEMA1_MIMES:
+    elif media_type in media_types.MANIFEST_SCHEMA1_MIMES:
         # Imported here: schema 1 is rare, and the puller starts light.
         from containerregistry.client.v2 import docker_image as v2_image  # pylint: disable=import-outside-toplevel
         from containerregistry.client.v2_2 import v2_compat  # pylint: disable=import-outside-toplevel

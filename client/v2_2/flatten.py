@@ -51,6 +51,7 @@ import zlib
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import media_types
 
 _WHITEOUT = '.wh.'
 _OPAQUE = '.wh..wh..opq'
@@ -396,7 +397,6 @@ class _Layers:
 
     def _foreign_descriptor(self, index: int) -> Optional[dict]:
         """Layer INDEX's descriptor if the manifest says it is foreign."""
-        from containerregistry.client.v2_2 import docker_http  # pylint: disable=import-outside-toplevel
         try:
             layers = json.loads(self._image.manifest())['layers']
             # Base layers come first in both, whatever is given on top.
@@ -404,7 +404,7 @@ class _Layers:
         except (ValueError, KeyError, TypeError, OSError):
             return None
         if (isinstance(layer, dict) and layer.get('mediaType')
-                in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
+                in media_types.NON_DISTRIBUTABLE_LAYER_MIMES):
             return layer
         return None
 

@@ -18,13 +18,13 @@ import logging
 import os
 import tempfile
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2 import save
 from containerregistry.transport import streaming
 
@@ -36,20 +36,12 @@ class ForeignLayerFetchError(ValueError):
     """None of a foreign layer's URLs served its bytes."""
 
 
-def fetchable(urls: Any) -> List[str]:
-    """The http(s) URLs among URLS (a descriptor's `urls`), in order."""
-    if not isinstance(urls, list):
-        return []
-    return [url for url in urls if isinstance(url, str)
-            and url.split(':', 1)[0] in ('https', 'http')]
-
-
 def download(transport: streaming.StreamingTransport, digest: str,
              urls: List[str], size: Optional[int], dest: str) -> str:
     """Writes foreign layer DIGEST to the new file DEST from the first of
     URLS that serves the right bytes; returns that URL."""
     failures = []
-    for url in fetchable(urls):
+    for url in docker_image.fetchable_urls(urls):
         try:
             resp, reader = transport.stream(
                 url, 'GET', None, {'user-agent': docker_name.USER_AGENT})
@@ -173,9 +165,10 @@ class Fetching(docker_image.Delegate):
         for layer in layers:
             if (isinstance(layer, dict) and layer.get('digest') == digest
                     and layer.get('mediaType')
-                    in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
+                    in media_types.NON_DISTRIBUTABLE_LAYER_MIMES):
                 return docker_image.ForeignLayerUnavailableError(
-                    digest, fetchable(layer.get('urls')), 'the image')
+                    digest, docker_image.fetchable_urls(layer.get('urls')),
+                    'the image')
         return None
 
     def __enter__(self) -> 'Fetching':

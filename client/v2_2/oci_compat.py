@@ -16,28 +16,28 @@ import json
 import threading
 from typing import Any, Dict, Optional
 
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
+from containerregistry.client.v2_2 import media_types
 
 # Docker's type for an uncompressed layer (distribution's schema2 package
-# defines it; docker_http does not need it elsewhere).
+# defines it; only this module needs it).
 DOCKER_UNCOMPRESSED_LAYER_MIME = 'application/vnd.docker.image.rootfs.diff.tar'
 
 _OCI_LAYER_FOR_DOCKER = {
-    docker_http.LAYER_MIME: docker_http.OCI_GZIP_LAYER_MIME,
-    docker_http.FOREIGN_LAYER_MIME:
-        docker_http.OCI_NONDISTRIBUTABLE_GZIP_LAYER_MIME,
-    DOCKER_UNCOMPRESSED_LAYER_MIME: docker_http.OCI_LAYER_MIME,
+    media_types.LAYER_MIME: media_types.OCI_GZIP_LAYER_MIME,
+    media_types.FOREIGN_LAYER_MIME:
+        media_types.OCI_NONDISTRIBUTABLE_GZIP_LAYER_MIME,
+    DOCKER_UNCOMPRESSED_LAYER_MIME: media_types.OCI_LAYER_MIME,
 }
 
 _DOCKER_LAYER_FOR_OCI = {
-    docker_http.OCI_GZIP_LAYER_MIME: docker_http.LAYER_MIME,
-    docker_http.OCI_LAYER_MIME: DOCKER_UNCOMPRESSED_LAYER_MIME,
-    docker_http.OCI_NONDISTRIBUTABLE_GZIP_LAYER_MIME:
-        docker_http.FOREIGN_LAYER_MIME,
+    media_types.OCI_GZIP_LAYER_MIME: media_types.LAYER_MIME,
+    media_types.OCI_LAYER_MIME: DOCKER_UNCOMPRESSED_LAYER_MIME,
+    media_types.OCI_NONDISTRIBUTABLE_GZIP_LAYER_MIME:
+        media_types.FOREIGN_LAYER_MIME,
     # Docker has no uncompressed foreign type; foreign is what matters.
-    docker_http.OCI_NONDISTRIBUTABLE_LAYER_MIME: docker_http.FOREIGN_LAYER_MIME,
+    media_types.OCI_NONDISTRIBUTABLE_LAYER_MIME: media_types.FOREIGN_LAYER_MIME,
 }
 
 
@@ -48,7 +48,7 @@ def oci_layer_type(media_type: Optional[str]) -> str:
     type is taken to be a gzipped Docker layer.
     """
     if not media_type:
-        return docker_http.OCI_GZIP_LAYER_MIME
+        return media_types.OCI_GZIP_LAYER_MIME
     return _OCI_LAYER_FOR_DOCKER.get(media_type, media_type)
 
 
@@ -58,7 +58,7 @@ def docker_layer_type(media_type: Optional[str]) -> str:
     Types without a Docker counterpart (zstd, unknown ones) are kept.
     """
     if not media_type:
-        return docker_http.LAYER_MIME
+        return media_types.LAYER_MIME
     return _DOCKER_LAYER_FOR_OCI.get(media_type, media_type)
 
 
@@ -109,8 +109,8 @@ class _Rewritten(docker_image.Delegate):
 class OCIFromV22(_Rewritten):
     """Serves a v2.2 image with an OCI manifest."""
 
-    _MEDIA_TYPE = docker_http.OCI_MANIFEST_MIME
-    _CONFIG_TYPE = docker_http.OCI_CONFIG_JSON_MIME
+    _MEDIA_TYPE = media_types.OCI_MANIFEST_MIME
+    _CONFIG_TYPE = media_types.OCI_CONFIG_JSON_MIME
 
     def __init__(self, image: docker_image.DockerImage,
                  upstream_layer_types: bool = False):
@@ -124,15 +124,15 @@ class OCIFromV22(_Rewritten):
 
     def _layer_type(self, media_type: Optional[str]) -> str:
         if self._upstream_layer_types:
-            return docker_http.OCI_LAYER_MIME
+            return media_types.OCI_LAYER_MIME
         return oci_layer_type(media_type)
 
 
 class V22FromOCI(_Rewritten):
     """Serves an OCI image with a Docker v2.2 manifest."""
 
-    _MEDIA_TYPE = docker_http.MANIFEST_SCHEMA2_MIME
-    _CONFIG_TYPE = docker_http.CONFIG_JSON_MIME
+    _MEDIA_TYPE = media_types.MANIFEST_SCHEMA2_MIME
+    _CONFIG_TYPE = media_types.CONFIG_JSON_MIME
 
     def _layer_type(self, media_type: Optional[str]) -> str:
         return docker_layer_type(media_type)
@@ -190,7 +190,7 @@ class _ListRewritten(docker_image_list.Delegate):
 class IndexFromList(_ListRewritten):
     """Serves an OCI image index from a Docker manifest list."""
 
-    _MEDIA_TYPE = docker_http.OCI_IMAGE_INDEX_MIME
+    _MEDIA_TYPE = media_types.OCI_IMAGE_INDEX_MIME
 
     def _convert_image(self, image):
         return OCIFromV22(image)
@@ -202,7 +202,7 @@ class IndexFromList(_ListRewritten):
 class ListFromIndex(_ListRewritten):
     """Serves a Docker manifest list from an OCI image index."""
 
-    _MEDIA_TYPE = docker_http.MANIFEST_LIST_MIME
+    _MEDIA_TYPE = media_types.MANIFEST_LIST_MIME
 
     def _convert_image(self, image):
         return V22FromOCI(image)

@@ -339,8 +339,7 @@ class FromRegistry(docker_image.DockerImage):
         for layer in manifest.get('layers') or []:
             if (layer.get('digest') == digest and layer.get('mediaType')
                     in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES):
-                from containerregistry.client.v2_2 import foreign_layers  # pylint: disable=import-outside-toplevel
-                return foreign_layers.fetchable(layer.get('urls'))
+                return docker_image.fetchable_urls(layer.get('urls'))
         return []
 
     def config_file(self) -> str:

@@ -489,9 +489,9 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     concurrent pull may share them). Returns the digest of the manifest
     written.
     """
-    from containerregistry.client.v2_2 import docker_http
+    from containerregistry.client.v2_2 import media_types
     from containerregistry.client.v2_2 import oci_compat
-    if image.media_type() == docker_http.MANIFEST_SCHEMA2_MIME:
+    if image.media_type() == media_types.MANIFEST_SCHEMA2_MIME:
         image = oci_compat.OCIFromV22(image)
     blobs = os.path.join(directory, 'blobs', 'sha256')
     made = [path for path in (os.path.dirname(blobs), blobs)

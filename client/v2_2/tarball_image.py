@@ -48,9 +48,9 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.client.v2_2 import media_types
 
 _CHUNK = 1 << 20
 _MAX_LINKS = 32
@@ -595,17 +595,17 @@ class FromTarball(docker_image.DockerImage):
             else:
                 blob = self._compressed[member]
                 descriptor = {'digest': blob.digest,
-                              'mediaType': docker_http.LAYER_MIME,
+                              'mediaType': media_types.LAYER_MIME,
                               'size': blob.size}
             blob_names[descriptor['digest']] = member
             sizes[descriptor['digest']] = descriptor['size']
             descriptors.append(descriptor)
         manifest = {
-            'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+            'mediaType': media_types.MANIFEST_SCHEMA2_MIME,
             'schemaVersion': 2,
             'config': {
                 'digest': docker_digest.SHA256(config_bytes),
-                'mediaType': docker_http.CONFIG_JSON_MIME,
+                'mediaType': media_types.CONFIG_JSON_MIME,
                 'size': len(config_bytes),
             },
             'layers': descriptors,
@@ -718,7 +718,7 @@ class FromTarball(docker_image.DockerImage):
         return json.dumps(self._populate(), sort_keys=True)
 
     def media_type(self) -> str:
-        return docker_http.MANIFEST_SCHEMA2_MIME
+        return media_types.MANIFEST_SCHEMA2_MIME
 
     def config_file(self) -> str:
         with self._lock:

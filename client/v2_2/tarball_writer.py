@@ -23,8 +23,8 @@ from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import compression
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2 import v2_compat
 
 _CHUNK = 1 << 20
@@ -136,7 +136,7 @@ def _open_uncompressed(image: docker_image.DockerImage, digest: str,
         best = 'uncompressed_blob_stream'
     if best is None:
         best = ('uncompressed_blob'
-                if media_type in docker_http.NON_DISTRIBUTABLE_LAYER_MIMES
+                if media_type in media_types.NON_DISTRIBUTABLE_LAYER_MIMES
                 else 'blob_stream')
     if best == 'uncompressed_blob_stream':
         sizer = getattr(image, 'uncompressed_blob_size', None)
@@ -246,7 +246,7 @@ def _layer_sources(image: docker_image.DockerImage,
                    manifest: Dict[str, Any]) -> Dict[str, Any]:
     sources = {}
     for layer in manifest.get('layers') or []:
-        if layer.get('mediaType') == docker_http.FOREIGN_LAYER_MIME:
+        if layer.get('mediaType') == media_types.FOREIGN_LAYER_MIME:
             sources[image.digest_to_diff_id(layer['digest'])] = layer
     return sources
 

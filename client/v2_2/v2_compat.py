@@ -36,8 +36,8 @@ from containerregistry.client.v2 import docker_image as v2_image
 from containerregistry.client.v2 import util as v2_util
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
-from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import media_types
 
 # The gzip of a tar of 1024 zero bytes (two empty records), as Docker and
 # the registry use for schema 1 layers that change nothing.
@@ -138,12 +138,12 @@ def v1_layers(manifest: Union[str, Dict[str, Any]],
         throwaway = 'empty_layer' in history
         if throwaway:
             digest = EMPTY_TAR_DIGEST
-            media_type = docker_http.LAYER_MIME
+            media_type = media_types.LAYER_MIME
         else:
             layer = layers[next_layer]
             next_layer += 1
             digest = layer['digest']
-            media_type = layer.get('mediaType', docker_http.LAYER_MIME)
+            media_type = layer.get('mediaType', media_types.LAYER_MIME)
         layer_id = _v1_id(digest, parent, raw_config if top else '')
         out.append(V1Layer(
             id=layer_id, parent=parent, digest=digest, media_type=media_type,
@@ -354,14 +354,14 @@ class V22FromV2(docker_image.DockerImage):
             self._config = raw_config
             self._manifest = json.dumps({
                 'schemaVersion': 2,
-                'mediaType': docker_http.MANIFEST_SCHEMA2_MIME,
+                'mediaType': media_types.MANIFEST_SCHEMA2_MIME,
                 'config': {
-                    'mediaType': docker_http.CONFIG_JSON_MIME,
+                    'mediaType': media_types.CONFIG_JSON_MIME,
                     'size': len(config_bytes),
                     'digest': docker_digest.SHA256(config_bytes),
                 },
                 'layers': [{
-                    'mediaType': docker_http.LAYER_MIME,
+                    'mediaType': media_types.LAYER_MIME,
                     'size': infos[d].size,
                     'digest': d,
                 } for d in digests],
@@ -378,7 +378,7 @@ class V22FromV2(docker_image.DockerImage):
         return self._config
 
     def media_type(self) -> str:
-        return docker_http.MANIFEST_SCHEMA2_MIME
+        return media_types.MANIFEST_SCHEMA2_MIME
 
     def fs_layers(self) -> List[str]:
         return self._v2_image.fs_layers()
