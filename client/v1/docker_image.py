@@ -22,7 +22,7 @@ from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v1 import docker_http
 from containerregistry.client.v2_2 import compression
-from containerregistry.client.v2_2 import docker_http as v2_2_http
+from containerregistry.client.v2_2 import json_docs
 from containerregistry.client.v2_2 import tarball_image
 
 _CHUNK = 1 << 20
@@ -97,7 +97,7 @@ class DockerImage(abc.ABC):
 
 
 def _parse_json(text: Union[str, bytes], what: str) -> Dict[str, Any]:
-    return v2_2_http.parse_object(text, what, TarballError)
+    return json_docs.parse_object(text, what, TarballError)
 
 
 def _gzip(reader: BinaryIO, compresslevel: int) -> bytes:

@@ -20,6 +20,7 @@ from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional,
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_creds as v2_2_creds
+from containerregistry.client.v2_2 import json_docs
 from containerregistry.client.v2_2.media_types import (  # noqa: F401 - upstream's names
     MANIFEST_SCHEMA1_MIME, MANIFEST_SCHEMA1_SIGNED_MIME, MANIFEST_SCHEMA2_MIME,
     MANIFEST_LIST_MIME, LAYER_MIME, FOREIGN_LAYER_MIME, CONFIG_JSON_MIME,
@@ -141,13 +142,7 @@ MAX_DOCUMENT_BYTES = 8 << 20
 def parse_object(content: Union[str, bytes], what: str,
                  error: Type[Exception] = BadStateException) -> Dict[str, Any]:
     """CONTENT parsed as a JSON object, else ERROR naming WHAT."""
-    try:
-        parsed = json.loads(content)
-    except ValueError as e:
-        raise error('%s is not valid JSON (%s)' % (what, e)) from None
-    if not isinstance(parsed, dict):
-        raise error('%s is not a JSON object' % what)
-    return parsed
+    return json_docs.parse_object(content, what, error)
 
 
 def read_capped(reader, what: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:

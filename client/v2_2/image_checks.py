@@ -6,7 +6,7 @@ lists; readers pair layers with diff_ids by position, so such an image
 would be written as complete but could not be used.
 """
 from containerregistry.client.v2_2 import disk_image
-from containerregistry.client.v2_2 import docker_http
+from containerregistry.client.v2_2 import json_docs
 
 
 class InconsistentImageError(Exception):
@@ -16,7 +16,7 @@ class InconsistentImageError(Exception):
 def check_config(config: str, layers: int, what: str) -> None:
     """Raises unless CONFIG is a JSON object whose `rootfs.diff_ids`, when
     given, count LAYERS. WHAT names the config in messages."""
-    parsed = docker_http.parse_object(config, what, InconsistentImageError)
+    parsed = json_docs.parse_object(config, what, InconsistentImageError)
     rootfs = parsed.get('rootfs')
     if rootfs is None:
         return
