@@ -71,16 +71,24 @@ def _identity(stat: os.stat_result) -> Tuple[int, int, int, int]:
 
 
 class _Reader(docker_digest.VerifyingReader):
-    """A verifying reader that reports a blob found intact."""
+    """A verifying reader that reports a blob found intact: its end of
+    data is reached only once the digest and size have matched."""
 
     def __init__(self, file, digest: str, what: str, size: int, verified):
         super().__init__(file, digest, what, size)
         self._verified = verified
 
-    def _update(self, chunk) -> None:
-        super()._update(chunk)
-        if not chunk:
+    def read(self, amt: Optional[int] = None) -> bytes:
+        data = super().read(amt)
+        if not data or amt is None or amt < 0:
             self._verified()
+        return data
+
+    def readinto(self, buffer) -> int:
+        n = super().readinto(buffer)
+        if not n:
+            self._verified()
+        return n
 
 
 class FromOCILayout(docker_image.DockerImage):
