@@ -47,9 +47,9 @@ UNREAD_DYNAMIC = {
 OFFLINE = [
     'containerregistry.client.v2_2.' + m for m in (
         'append', 'compression', 'disk_image', 'docker_digest',
-        'docker_image', 'docker_image_list', 'flatten', 'media_types',
-        'oci_compat', 'outputs', 'save', 'tarball_image', 'tarball_writer',
-        'v2_compat')
+        'docker_image', 'docker_image_list', 'flatten', 'image_checks',
+        'json_docs', 'media_types', 'oci_compat', 'oci_layout_image',
+        'outputs', 'save', 'tarball_image', 'tarball_writer', 'v2_compat')
 ] + ['containerregistry.client.v2.' + m for m in (
     'append', 'docker_digest', 'docker_image', 'util')] + [
     'containerregistry.transform.v2_2.metadata',

@@ -16,6 +16,7 @@ from typing import List, Optional
 from containerregistry.tools import cli
 from containerregistry.tools import errors
 from containerregistry.tools import logging_setup
+from containerregistry.tools import oci_layout_args
 
 USAGE = """flatten.par [-h] [--tarball TARBALL] [--config CONFIG]
                    [--digest DIGEST] [--layer LAYER]
@@ -23,6 +24,7 @@ USAGE = """flatten.par [-h] [--tarball TARBALL] [--config CONFIG]
                    [--diff_id DIFF_ID] [--filesystem FILESYSTEM]
                    [--metadata METADATA] [--stderrthreshold STDERRTHRESHOLD]
                    [--fetch-foreign-layers]
+                   [--oci-layout DIR] [--oci-ref NAME]
                    [--log-file LOG_FILE]"""
 
 parser = cli.new_parser(
@@ -70,9 +72,14 @@ parser.add_argument(
           'only a placeholder for from the URLs their descriptors list '
           '(no credentials are sent; the bytes must match the digest).'))
 
+oci_layout_args.add_arguments(parser)
+
 logging_setup.DefineLogFileArg(parser)
 
 _ERROR = 'Error flattening image: %s'
+# What an OCI layout replaces.
+_LAYOUT_EXCLUDES = ('--tarball', '--config', '--digest', '--layer',
+                    '--uncompressed_layer', '--diff_id')
 
 
 def _pairs(what: str, names: Optional[List[str]], other: str,
@@ -132,27 +139,41 @@ def _with_foreign_layers(args, image):
     return foreign_layers.Fetching(image, pooled_http.Http())
 
 
-def _write_filesystem(args, config_text: str, base_layers: int,
-                      layers: List[tuple], uncompressed: List[tuple],
-                      outputs) -> None:
+def _extract(args, source, layers: int, outputs) -> None:
+    """Writes the merged filesystem of SOURCE, which has LAYERS layers."""
     import tarfile
-    from containerregistry.client.v2_2 import disk_image
     from containerregistry.client.v2_2 import flatten
 
-    _check_files('layer', layers)
-    _check_files('uncompressed_layer', uncompressed)
-    with disk_image.FromDisk(config_text, layers,
-                             uncompressed_layers=uncompressed,
-                             legacy_base=args.tarball) as disk, \
-            _with_foreign_layers(args, disk) as image:
-        _check_layer_count(image, base_layers + max(len(layers),
-                                                    len(uncompressed)))
+    with _with_foreign_layers(args, source) as image:
+        _check_layer_count(image, layers)
         with outputs.open(args.filesystem) as f:
             with tarfile.open(fileobj=f, mode='w', format=tarfile.PAX_FORMAT,
                               encoding='utf-8') as tar:
                 flatten.extract(image, tar)
         logging.info('Flattened %d layers into %s', len(image.diff_ids()),
                      args.filesystem)
+
+
+def _write_filesystem(args, config_text: str, base_layers: int,
+                      layers: List[tuple], uncompressed: List[tuple],
+                      outputs) -> None:
+    from containerregistry.client.v2_2 import disk_image
+
+    _check_files('layer', layers)
+    _check_files('uncompressed_layer', uncompressed)
+    with disk_image.FromDisk(config_text, layers,
+                             uncompressed_layers=uncompressed,
+                             legacy_base=args.tarball) as disk:
+        _extract(args, disk, base_layers + max(len(layers), len(uncompressed)),
+                 outputs)
+
+
+def _flatten_layout(args, outputs) -> bytes:
+    """Writes the filesystem of the --oci-layout image; returns its config."""
+    with oci_layout_args.open_image(args) as image:
+        if args.filesystem:
+            _extract(args, image, len(image.fs_layers()), outputs)
+        return image.config_file().encode('utf-8')
 
 
 def main(argv=None) -> None:
@@ -162,7 +183,10 @@ def main(argv=None) -> None:
     layers = _pairs('digest', args.digest, 'layer', args.layer)
     uncompressed = _pairs('diff_id', args.diff_id, 'uncompressed_layer',
                           args.uncompressed_layer)
-    if not args.config and not args.tarball:
+    message = oci_layout_args.flag_error(args, _LAYOUT_EXCLUDES)
+    if message:
+        cli.fatal(_ERROR, message)
+    if not args.config and not args.tarball and args.oci_layout is None:
         cli.fatal(_ERROR, 'either --config or --tarball must be specified')
     for flag, path in (('filesystem', args.filesystem),
                        ('metadata', args.metadata)):
@@ -184,7 +208,9 @@ def main(argv=None) -> None:
                 outputs.check(path)
         base_layers = 0
         config = None
-        if args.tarball:
+        if args.oci_layout is not None:
+            config = _flatten_layout(args, outputs)
+        elif args.tarball:
             with tarball_image.FromTarball(args.tarball) as base:
                 base_layers = len(base.diff_ids())
                 if not args.config:
@@ -197,7 +223,7 @@ def main(argv=None) -> None:
             raise disk_image.DiskImageError(
                 'the config %s is not UTF-8 text (%s)'
                 % (args.config, e)) from e
-        if args.filesystem:
+        if args.filesystem and args.oci_layout is None:
             _write_filesystem(args, config_text, base_layers, layers,
                               uncompressed, outputs)
         if args.metadata:

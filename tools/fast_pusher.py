@@ -23,12 +23,14 @@ from typing import Dict, List, Optional, Sequence
 from containerregistry.tools import cli
 from containerregistry.tools import errors
 from containerregistry.tools import logging_setup
+from containerregistry.tools import oci_layout_args
 
 USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
                    [--manifest MANIFEST] [--digest DIGEST] [--layer LAYER]
                    [--stamp-info-file STAMP_INFO_FILE] [--oci]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
+                   [--oci-layout DIR] [--oci-ref NAME]
                    [--log-file LOG_FILE] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
@@ -76,6 +78,8 @@ parser.add_argument(
           'are located. Overiddes the value from DOCKER_CONFIG'))
 
 logging_setup.DefineCommandLineArgs(parser)
+
+oci_layout_args.add_arguments(parser)
 
 logging_setup.DefineLogFileArg(parser)
 
@@ -156,8 +160,15 @@ def Reference(name: str, files: Optional[Sequence[str]]):
     return registry_access.parse_reference(_stamped(name, files))
 
 
+# What an OCI layout replaces: its manifest is published unchanged.
+LAYOUT_EXCLUDES = ('--tarball', '--config', '--manifest', '--digest',
+                   '--layer', '--oci')
+
+
 def flag_error(args: argparse.Namespace) -> Optional[str]:
     """Upstream's message for an invalid combination of image flags."""
+    if args.oci_layout is not None or args.oci_ref is not None:
+        return oci_layout_args.flag_error(args, LAYOUT_EXCLUDES)
     if not args.config and (args.layer or args.digest):
         return 'Using --layer or --digest requires --config to be specified.'
     if not args.config and not args.tarball:
@@ -195,7 +206,9 @@ def _check_readable(path: str, what: str) -> None:
 
 
 def open_image(args: argparse.Namespace):
-    """The image the pusher and digester flags describe (a FromDisk).
+    """The image the pusher and digester flags describe.
+
+    A FromOCILayout for `--oci-layout`, else a FromDisk.
 
     Everything local is checked here, cheaply: files exist and are
     readable, the config is a JSON object whose rootfs.diff_ids (if any)
@@ -206,6 +219,8 @@ def open_image(args: argparse.Namespace):
     the registry has that blob already (and the manifest, which goes last,
     is then never written).
     """
+    if args.oci_layout is not None:
+        return oci_layout_args.open_image(args)
     from containerregistry.client.v2_2 import disk_image
     from containerregistry.client.v2_2 import tarball_image
 

@@ -4,18 +4,22 @@ rules_docker (container_image, container_push) records this digest and
 compares it with what registries serve, so it is computed from the very
 same image the pusher builds from the same flags: `sha256:<hex>` of the
 synthesized manifest (the OCI one with `--oci`), written with no newline.
-Layers are not read, only their sizes and digest files.
+Layers are not read, only their sizes and digest files. With `--oci-layout`
+it is the digest `index.json` names for the image, which the pusher
+publishes unchanged.
 """
 import logging
 
 from containerregistry.tools import cli
 from containerregistry.tools import errors
 from containerregistry.tools import logging_setup
+from containerregistry.tools import oci_layout_args
 
 USAGE = """digester.par [-h] [--tarball TARBALL] --output-digest OUTPUT_DIGEST
                     [--config CONFIG] [--manifest MANIFEST] [--digest DIGEST]
                     [--layer LAYER] [--oci]
                     [--stderrthreshold STDERRTHRESHOLD]
+                    [--oci-layout DIR] [--oci-ref NAME]
                     [--log-file LOG_FILE] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
@@ -52,6 +56,8 @@ parser.add_argument(
     help='Image has an OCI Manifest.')
 
 logging_setup.DefineCommandLineArgs(parser)
+
+oci_layout_args.add_arguments(parser)
 
 logging_setup.DefineLogFileArg(parser)
 

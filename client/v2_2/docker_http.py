@@ -134,9 +134,7 @@ class BadStateException(Exception):
     """The registry did something the protocol does not allow."""
 
 
-# Manifests, lists, configs and tag lists are read whole; a registry must
-# not make a client hold more than this (real manifests are a few KiB).
-MAX_DOCUMENT_BYTES = 8 << 20
+MAX_DOCUMENT_BYTES = json_docs.MAX_DOCUMENT_BYTES
 
 
 def parse_object(content: Union[str, bytes], what: str,
@@ -147,17 +145,7 @@ def parse_object(content: Union[str, bytes], what: str,
 
 def read_capped(reader, what: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     """All of READER, or BadStateException once it passes LIMIT bytes."""
-    parts = []
-    total = 0
-    while True:
-        chunk = reader.read(min(1 << 20, limit + 1 - total))
-        if not chunk:
-            return b''.join(parts)
-        parts.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise BadStateException('%s: more than %d MiB, too large to be '
-                                    'a manifest or config' % (what, limit >> 20))
+    return json_docs.read_capped(reader, what, BadStateException, limit)
 
 
 class TokenRefreshException(BadStateException):
