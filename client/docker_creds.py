@@ -228,14 +228,15 @@ def _run_helper(bin_name: str, request: bytes) -> Tuple[int, bytes, bytes]:
     except FileNotFoundError:
         raise HelperError('executable not found: ' + bin_name) from None
     exited_at = None
+    pending: Optional[bytes] = request
     try:
         while True:
             try:
                 # Input goes with the first call only.
-                out, err = proc.communicate(request, timeout=0.1)
+                out, err = proc.communicate(pending, timeout=0.1)
                 return proc.returncode, out, err
             except subprocess.TimeoutExpired:
-                request = None
+                pending = None
             now = time.monotonic()
             if exited_at is None and proc.poll() is not None:
                 exited_at = now

@@ -110,7 +110,7 @@ class Registry:
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and \
-            self._key() == other._key()  # type: ignore[attr-defined]
+            self._key() == other._key()
 
     def __hash__(self) -> int:
         return hash(self._key())

@@ -88,7 +88,7 @@ def rename(parser: argparse.ArgumentParser, prog: str) -> None:
     flag."""
     old = parser.prog
     shift = len(prog) - len(old)
-    first, *rest = parser.usage.split('\n')
+    first, *rest = (parser.usage or '').split('\n')
     if first.startswith(old):
         first = prog + first[len(old):]
     rest = [' ' * (len(line) - len(line.lstrip()) + shift) + line.lstrip()

@@ -33,7 +33,7 @@ def describe(err: BaseException, output: Optional[str] = None) -> str:
     full = _full_disk(err) if output is not None else None
     if full is not None:
         text = 'cannot write %s: %s' % (
-            output, full.strerror or os.strerror(full.errno))
+            output, full.strerror or os.strerror(full.errno or 0))
     elif isinstance(err, OSError) and err.filename and err.strerror:
         text = '%s: %s' % (err.strerror, err.filename)
     elif (isinstance(err, OSError) or type(err).__module__ == '__main__'

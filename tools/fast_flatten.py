@@ -120,13 +120,14 @@ def _check_files(flag: str, pairs: List[tuple]) -> None:
                           '--%s %s' % (flag, path)) from e
 
 
-def _missing_foreign_layer(err: BaseException) -> Optional[BaseException]:
+def _missing_foreign_layer(err: BaseException):
     """The ForeignLayerUnavailableError behind ERR, if one is."""
     from containerregistry.client.v2_2 import docker_image
-    while err is not None:
-        if isinstance(err, docker_image.ForeignLayerUnavailableError):
-            return err
-        err = err.__cause__ or err.__context__
+    cause: Optional[BaseException] = err
+    while cause is not None:
+        if isinstance(cause, docker_image.ForeignLayerUnavailableError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
     return None
 
 

@@ -144,7 +144,7 @@ _Child = Union['FromRegistry', 'registry_image.FromRegistry']
 class FromRegistry(DockerImageList):
     """A manifest list or image index in a registry."""
 
-    def __init__(self, name: docker_name.Registry,
+    def __init__(self, name: Union[docker_name.Tag, docker_name.Digest],
                  basic_creds: docker_creds.Provider, transport,
                  accepted_mimes: Sequence[str] = (
                      media_types.MANIFEST_LIST_MIMES)):
@@ -155,14 +155,14 @@ class FromRegistry(DockerImageList):
         self._accepted_mimes = list(accepted_mimes)
 
     @classmethod
-    def FromTransport(cls, name: docker_name.Registry,
+    def FromTransport(cls, name: Union[docker_name.Tag, docker_name.Digest],
                       transport: 'docker_http.Transport',
                       accepted_mimes: Sequence[str],
                       manifest: Optional[bytes] = None,
                       media_type: Optional[str] = None) -> 'FromRegistry':
         """A list sharing an authenticated Transport (no new ping/token)."""
         from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
-        image_list = cls(name, None, None, accepted_mimes)
+        image_list = cls(name, docker_creds.Anonymous(), None, accepted_mimes)
         image_list._image = registry_image.FromRegistry.FromTransport(
             name, transport, accepted_mimes, manifest, media_type)
         return image_list
@@ -192,11 +192,13 @@ class FromRegistry(DockerImageList):
         from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
         manifest = json.loads(self.manifest())
         transport = self._image.transport()
-        results = []
+        results: List[Tuple[docker_name.Digest, Optional[Platform],
+                            _Child]] = []
         for entry in manifest.get('manifests', []):
             name = docker_name.Digest('{base}@{digest}'.format(
                 base=self._name.as_repository(), digest=entry['digest']))
             media_type = entry.get('mediaType', '')
+            child: _Child
             if media_type in media_types.MANIFEST_LIST_MIMES:
                 child = FromRegistry.FromTransport(name, transport,
                                                    [media_type])
@@ -213,11 +215,12 @@ class FromRegistry(DockerImageList):
         return results
 
     def resolve_all_unordered(self, target: Optional[Platform] = None
-                              ) -> Dict[docker_name.Digest, _Child]:
+                              ) -> Dict[docker_name.Digest,
+                                        'registry_image.FromRegistry']:
         """Name -> image for each image (nested lists searched) that runs
         on TARGET (default linux/amd64)."""
         target = target or Platform()
-        results = {}
+        results: Dict[docker_name.Digest, 'registry_image.FromRegistry'] = {}
         for name, platform, child in self.images():
             if isinstance(child, DockerImageList):
                 with child:

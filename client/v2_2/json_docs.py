@@ -4,7 +4,7 @@ Offline sources and sinks read them too, so this lives apart from the
 registry protocol.
 """
 import json
-from typing import Any, Dict, Type, Union
+from typing import Any, Dict, List, Type, Union
 
 # The most a manifest, config, index or tag list may hold: they are read
 # whole, and one that never ends must not grow the process until it dies.
@@ -26,7 +26,7 @@ def parse_object(content: Union[str, bytes], what: str,
 def read_capped(reader, what: str, error: Type[Exception],
                 limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     """All of READER, or ERROR once it passes LIMIT bytes."""
-    parts = []
+    parts: List[bytes] = []
     total = 0
     while True:
         chunk = reader.read(min(1 << 20, limit + 1 - total))
