@@ -17,6 +17,7 @@ from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.testing import images
+from containerregistry.testing import pars
 from containerregistry.testing import proxy as proxy_mod
 from containerregistry.testing import push_helpers as ph
 from containerregistry.testing import registry as reg
@@ -249,6 +250,38 @@ def test_pusher_and_appender_reach_an_insecure_registry(registry, repo_name,
     proc = tools.appender(name, str(tarball), dst, *flag)
     assert proc.returncode == 0, proc.stderr
     assert ph.tag_digest(registry, repo_name, 'appended') is not None
+
+
+def test_docker_puller_and_pusher_take_the_flag(registry, repo_name,
+                                                tmp_path, tool_env):
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(1418)])
+    flag = ('--insecure-registry', registry.addr)
+    tarball = str(tmp_path / 'image.tar')
+    proc = pars.run_tool('docker_puller', '--name', '%s/%s:t' % (
+        registry.addr, pushed.repo), '--tarball', tarball, *flag,
+                         env=tool_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    proc = pars.run_tool('docker_pusher', '--name', '%s/%s:again' % (
+        registry.addr, pushed.repo), '--tarball', tarball, *flag,
+                         env=tool_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    digest = ph.tag_digest(registry, pushed.repo, 'again')
+    assert proc.stdout.endswith('was published with digest: %s\n' % digest)
+
+
+def test_insecure_token_registry_by_ip(token_registry, repo_name, pull,
+                                       tmp_path):
+    """Over plain http, the token realm on loopback may have the
+    credentials configured for the registry's name."""
+    pushed = images.push_image(token_registry, repo_name + ':t',
+                               [images.make_layer(1419)])
+    addr = token_registry.addr
+    config = reg.docker_config(str(tmp_path / 'cfg'), {
+        addr: token_registry.creds})
+    pull.assert_pulled(pull('%s/%s:t' % (addr, pushed.repo),
+                            '--client-config-dir', config,
+                            '--insecure-registry', addr), pushed)
 
 
 @pytest.mark.parametrize('value', ['http://host:5000', 'host/path', 'host:',
