@@ -24,9 +24,8 @@ class CertsDirError(Exception):
 class Trust:
     """What the certificate directories say about one registry."""
 
-    def __init__(self, directories: Sequence[str], cafiles: Sequence[str],
+    def __init__(self, cafiles: Sequence[str],
                  client: Optional[Tuple[str, str]]):
-        self.directories = tuple(directories)
         self.cafiles = tuple(cafiles)
         # (certificate file, key file), or None.
         self.client = client
@@ -78,7 +77,7 @@ def lookup(host: str, port: int, default_port: int = 443) -> Optional[Trust]:
     Raises CertsDirError for an unreadable directory, a certificate without
     its key or a key without its certificate.
     """
-    found: List[str] = []
+    found = False
     cafiles: List[str] = []
     client: Optional[Tuple[str, str]] = None
     for root in roots():
@@ -91,7 +90,7 @@ def lookup(host: str, port: int, default_port: int = 443) -> Optional[Trust]:
             except OSError as e:
                 raise CertsDirError('cannot read %s: %s' % (
                     directory, e.strerror or e)) from e
-            found.append(directory)
+            found = True
             cafiles += [os.path.join(directory, e) for e in entries
                         if e.endswith('.crt')]
             pair = _client_pair(directory, entries)
@@ -103,4 +102,4 @@ def lookup(host: str, port: int, default_port: int = 443) -> Optional[Trust]:
             client = client or pair
     if not found:
         return None
-    return Trust(found, cafiles, client)
+    return Trust(cafiles, client)

@@ -27,15 +27,17 @@ def normalize(name: str) -> str:
     path or credentials would suggest a match that never happens).
     """
     text = name.strip()
+    bad = BadName('%r is not a registry HOST[:PORT]' % name)
     try:
         parts = urllib.parse.urlsplit('//' + text)
         port = parts.port
     except ValueError:
-        parts, port = None, None
-    if (not text or parts is None or parts.netloc != text or not parts.hostname
-            or '@' in text or text.endswith(':') or port == 0):
-        raise BadName('%r is not a registry HOST[:PORT]' % name)
-    host = parts.hostname.lower()
+        raise bad from None
+    host = parts.hostname
+    if (not text or not host or parts.netloc != text or '@' in text
+            or text.endswith(':') or port == 0):
+        raise bad
+    host = host.lower()
     if ':' in host:
         host = '[%s]' % host
     return host if port is None else '%s:%d' % (host, port)

@@ -540,7 +540,8 @@ def _unverified(err: OSError, host: str, port: int) -> str:
     return ('the certificate of %s:%d could not be verified (%s): put its CA '
             'in %s/ (as ca.crt) to trust it for this registry, or name the '
             'registry with --insecure-registry' % (
-                host, port, err.verify_message, _certs_dir(host, port)))
+                host, port, getattr(err, 'verify_message', err),
+                _certs_dir(host, port)))
 
 
 # OpenSSL's reasons when the server refused our (missing) client
