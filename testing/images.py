@@ -405,8 +405,10 @@ def _docker_ref(registry, repo: str, ref: str) -> str:
 
 
 def _copy_dir(registry, directory: str, repo: str, tag: str) -> None:
+    certs = (['--dest-cert-dir', registry.client_cert_dir]
+             if getattr(registry, 'mtls', False) else [])
     skopeo('copy', '--all', '--preserve-digests', '--dest-tls-verify=false',
-           *cred_args(registry, 'dest'), 'dir:' + directory,
+           *cred_args(registry, 'dest'), *certs, 'dir:' + directory,
            _docker_ref(registry, repo, tag))
 
 

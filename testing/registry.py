@@ -13,6 +13,10 @@ exercise the protocol exactly as a client meets it in the wild. Variants:
 - `tls=True`: self-signed CA and a server certificate for 127.0.0.1,
   localhost and PROXIED_NAME; `.ca_path` is the CA bundle and `.tls_host` the `127.0.0.1:PORT`
   name (clients pick https for it, while `localhost:PORT` means plain http).
+- `mtls=True` (with `tls=True`): the registry also requires a client
+  certificate signed by its own client CA (`http.tls.clientcas`); one such
+  certificate is `.client_cert_path` with its key `.client_key_path`, both
+  in `.client_cert_dir`.
 """
 import atexit
 import base64
@@ -230,9 +234,13 @@ class Registry:
     """A running `docker-registry serve` process and how to reach it."""
 
     def __init__(self, auth: Optional[str], tls: bool,
-                 extra_config: Optional[dict] = None, parent: Optional[str] = None):
+                 extra_config: Optional[dict] = None, parent: Optional[str] = None,
+                 mtls: bool = False):
         self.auth = auth
-        self.tls = tls
+        self.tls = tls or mtls
+        self.mtls = mtls
+        self.client_cert_path: Optional[str] = None
+        self.client_key_path: Optional[str] = None
         self.extra_config = dict(extra_config or {})
         self.parent = parent
         self.workdir = ''
@@ -279,7 +287,10 @@ class Registry:
     def ssl_context(self) -> Optional[ssl.SSLContext]:
         if not self.tls:
             return None
-        return ssl.create_default_context(cafile=self.ca_path)
+        context = ssl.create_default_context(cafile=self.ca_path)
+        if self.mtls:
+            context.load_cert_chain(self.client_cert_path, self.client_key_path)
+        return context
 
     def _write_config(self) -> None:
         lines = [
@@ -305,6 +316,9 @@ class Registry:
             lines += ['  tls:',
                       '    certificate: %s' % os.path.join(self.workdir, 'server.pem'),
                       '    key: %s' % os.path.join(self.workdir, 'server.key')]
+        if self.mtls:
+            lines += ['    clientcas:',
+                      '      - %s' % os.path.join(self.workdir, 'client-ca.pem')]
         if self.auth == 'basic':
             lines += ['auth:', '  htpasswd:', '    realm: basic-realm',
                       '    path: %s' % os.path.join(self.workdir, 'htpasswd')]
@@ -351,6 +365,30 @@ class Registry:
                 f.write(_pem(server) + _pem(ca))
             with open(os.path.join(self.workdir, 'server.key'), 'wb') as f:
                 f.write(_key_pem(key))
+        if self.mtls:
+            self._make_client_certificate()
+
+    @property
+    def client_cert_dir(self) -> str:
+        """The client certificate and key, as skopeo's --cert-dir reads them."""
+        return os.path.join(self.workdir, 'client')
+
+    def _make_client_certificate(self) -> None:
+        """A client CA for `clientcas`, and one certificate it signed."""
+        ca_key = _new_key()
+        ca = _cert('test client CA', ca_key, ca=True)
+        key = _new_key()
+        client = _cert('test client', key, issuer_name=ca.subject,
+                       issuer_key=ca_key)
+        with open(os.path.join(self.workdir, 'client-ca.pem'), 'wb') as f:
+            f.write(_pem(ca))
+        os.makedirs(self.client_cert_dir)
+        self.client_cert_path = os.path.join(self.client_cert_dir, 'client.cert')
+        self.client_key_path = os.path.join(self.client_cert_dir, 'client.key')
+        with open(self.client_cert_path, 'wb') as f:
+            f.write(_pem(client))
+        with open(self.client_key_path, 'wb') as f:
+            f.write(_key_pem(key))
 
     def _answers(self) -> bool:
         req = urllib.request.Request(self.url + '/v2/')
@@ -447,14 +485,14 @@ class Registry:
 
 def start_registry(auth: Optional[str] = None, tls: bool = False,
                    extra_config: Optional[dict] = None,
-                   parent: Optional[str] = None) -> Registry:
+                   parent: Optional[str] = None, mtls: bool = False) -> Registry:
     """Starts a registry (see the module docstring); `.stop()` ends it.
 
     EXTRA_CONFIG adds top-level sections to its config.yml (e.g.
     `{'compatibility': {'schema1': {'enabled': True}}}`). PARENT is where its
     working directory and storage go (default: the temporary directory).
     """
-    return Registry(auth, tls, extra_config, parent).start()
+    return Registry(auth, tls, extra_config, parent, mtls).start()
 
 
 def stop_all() -> None:

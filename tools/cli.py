@@ -116,6 +116,29 @@ def add_timeout_flag(parser: argparse.ArgumentParser) -> None:
                         help=TIMEOUT_HELP)
 
 
+INSECURE_REGISTRY_HELP = (
+    'Reach this registry (HOST[:PORT], as in image names; repeatable) by '
+    'https without verifying its certificate, or by plain http when it does '
+    'not speak TLS. $CONTAINERREGISTRY_INSECURE_REGISTRIES adds more '
+    '(comma-separated).')
+
+
+def _registry_name(text: str) -> str:
+    from containerregistry.transport import insecure
+    try:
+        return insecure.normalize(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_insecure_registry_flag(parser: argparse.ArgumentParser) -> None:
+    """Adds `--insecure-registry HOST[:PORT]` (repeatable; list it after
+    `--log-file`, before `--timeout`)."""
+    parser.add_argument('--insecure-registry', action='append',
+                        type=_registry_name, metavar='HOST[:PORT]',
+                        help=INSECURE_REGISTRY_HELP)
+
+
 # Set while run() runs the tool: only then may the deadline arm SIGALRM.
 _running = False
 # After the deadline, how long the tool's own waits (which end by it) may

@@ -17,7 +17,8 @@ from containerregistry.tools import logging_setup
 USAGE = """appender.par [-h] --src-image SRC_IMAGE --tarball TARBALL --dst-image
                     DST_IMAGE [--stderrthreshold STDERRTHRESHOLD]
                     [--client-config-dir CLIENT_CONFIG_DIR]
-                    [--log-file LOG_FILE] [--timeout SECONDS]"""
+                    [--log-file LOG_FILE]
+                    [--insecure-registry HOST[:PORT]] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='appender.par',
@@ -45,6 +46,8 @@ parser.add_argument(
 
 logging_setup.DefineLogFileArg(parser)
 
+cli.add_insecure_registry_flag(parser)
+
 cli.add_timeout_flag(parser)
 
 _THREADS = 8
@@ -61,7 +64,6 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.tools import registry_access
-    from containerregistry.transport import pooled_http
 
     try:
         src = registry_access.parse_reference(args.src_image)
@@ -82,7 +84,7 @@ def main(argv=None) -> None:
     src_creds, dst_creds = registry_access.credentials(
         [src, dst], args.client_config_dir)
 
-    transport = pooled_http.Http(maxsize=_THREADS)
+    transport = registry_access.transport(args, _THREADS)
     try:
         logging.info('Reading %s ...', src)
         with docker_image_list.open_image(src, src_creds, transport) as base:

@@ -19,7 +19,8 @@ USAGE = """docker_puller.par [-h] --name NAME --tarball TARBALL [--os OS]
                          [--os-features [OS_FEATURES [OS_FEATURES ...]]]
                          [--architecture ARCHITECTURE] [--variant VARIANT]
                          [--features [FEATURES [FEATURES ...]]]
-                         [--stderrthreshold STDERRTHRESHOLD]"""
+                         [--stderrthreshold STDERRTHRESHOLD]
+                         [--insecure-registry HOST[:PORT]]"""
 
 parser = cli.new_parser(
     prog='docker_puller.par',
@@ -38,6 +39,8 @@ parser.add_argument(
 platform_args.AddArguments(parser)
 
 logging_setup.DefineCommandLineArgs(parser)
+
+cli.add_insecure_registry_flag(parser)
 
 _THREADS = 8
 _DEFAULT_TAG = 'i-was-a-digest'
@@ -59,14 +62,13 @@ def main(argv=None) -> None:
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name
     from containerregistry.tools import registry_access
-    from containerregistry.transport import pooled_http
 
     try:
         name = registry_access.parse_reference(args.name)
     except docker_name.BadNameException as e:
         cli.fatal('Error pulling and saving image %s: %s', args.name, e)
     creds, = registry_access.credentials([name], None)
-    transport = pooled_http.Http(maxsize=_THREADS)
+    transport = registry_access.transport(args, _THREADS)
     _pull(args, name, creds, transport, platform_args.FromArgs(args))
 
 

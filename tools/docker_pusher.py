@@ -10,7 +10,8 @@ from containerregistry.tools import logging_setup
 
 USAGE = """docker_pusher.par [-h] --name NAME --tarball TARBALL
                          [--stamp-info-file STAMP_INFO_FILE] [--oci]
-                         [--stderrthreshold STDERRTHRESHOLD]"""
+                         [--stderrthreshold STDERRTHRESHOLD]
+                         [--insecure-registry HOST[:PORT]]"""
 
 parser = cli.new_parser(
     prog='docker_pusher.par',
@@ -36,6 +37,8 @@ parser.add_argument(
 
 logging_setup.DefineCommandLineArgs(parser)
 
+cli.add_insecure_registry_flag(parser)
+
 # NAME stamped from the --stamp-info-file FILES, as a strict tag.
 Tag = fast_pusher.Tag
 
@@ -48,6 +51,8 @@ def pusher_argv(args) -> list:
         argv += ['--stamp-info-file', path]
     if args.oci:
         argv.append('--oci')
+    for registry in args.insecure_registry or []:
+        argv += ['--insecure-registry', registry]
     return argv
 
 

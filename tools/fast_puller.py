@@ -19,7 +19,8 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
                    [--cache CACHE] [--format {fast,oci}]
-                   [--log-file LOG_FILE] [--timeout SECONDS]"""
+                   [--log-file LOG_FILE]
+                   [--insecure-registry HOST[:PORT]] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='puller.par',
@@ -58,6 +59,8 @@ parser.add_argument(
 
 logging_setup.DefineLogFileArg(parser)
 
+cli.add_insecure_registry_flag(parser)
+
 cli.add_timeout_flag(parser)
 
 _THREADS = 8
@@ -71,7 +74,6 @@ def main(argv=None) -> None:
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name
     from containerregistry.tools import registry_access
-    from containerregistry.transport import pooled_http
 
     try:
         name = registry_access.parse_reference(args.name)
@@ -79,7 +81,7 @@ def main(argv=None) -> None:
         cli.fatal('Error pulling and saving image %s: %s', args.name, e)
     creds, = registry_access.credentials([name], args.client_config_dir)
 
-    transport = pooled_http.Http(maxsize=_THREADS)
+    transport = registry_access.transport(args, _THREADS)
     platform = platform_args.FromArgs(args)
     with cli.removed_on_failure(args.directory):
         _pull(args, name, creds, transport, platform)

@@ -31,7 +31,8 @@ USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
                    [--oci-layout DIR] [--oci-ref NAME]
-                   [--log-file LOG_FILE] [--timeout SECONDS]"""
+                   [--log-file LOG_FILE]
+                   [--insecure-registry HOST[:PORT]] [--timeout SECONDS]"""
 
 parser = cli.new_parser(
     prog='pusher.par',
@@ -82,6 +83,8 @@ logging_setup.DefineCommandLineArgs(parser)
 oci_layout_args.add_arguments(parser)
 
 logging_setup.DefineLogFileArg(parser)
+
+cli.add_insecure_registry_flag(parser)
 
 cli.add_timeout_flag(parser)
 
@@ -353,7 +356,6 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.client.v2_2 import oci_compat
     from containerregistry.tools import registry_access
-    from containerregistry.transport import pooled_http
 
     # A digest reference publishes the manifest untagged; digester.par
     # tells the digest beforehand.
@@ -379,7 +381,7 @@ def main(argv=None) -> None:
         if isinstance(name, docker_name.Digest) and name.digest != to_push.digest():
             cli.fatal('Error publishing %s: the image\'s digest is %s, not the '
                       'one named', name, to_push.digest())
-        transport = pooled_http.Http(maxsize=_THREADS)
+        transport = registry_access.transport(args, _THREADS)
         try:
             logging.info('Starting upload of %s ...', name)
             # Not used as a context manager: its exit would log a second

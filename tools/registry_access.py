@@ -1,10 +1,15 @@
-"""Image names and credentials, as the registry tools take them from flags."""
-from typing import Optional, Sequence, Union
+"""Image names, credentials and the transport, as the registry tools take
+them from flags."""
+import argparse
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
 from containerregistry.tools import cli
 from containerregistry.tools import errors
+
+if TYPE_CHECKING:
+    from containerregistry.transport import pooled_http
 
 
 def parse_reference(text: str) -> Union[docker_name.Tag, docker_name.Digest]:
@@ -37,3 +42,18 @@ def credentials(names: Sequence[docker_name.Registry],
             cli.fatal('Error resolving credentials for %s: %s', name,
                       errors.describe(e))
     return found
+
+
+def transport(args: argparse.Namespace,
+              maxsize: int) -> 'pooled_http.Http':
+    """The tool's `pooled_http.Http`, MAXSIZE connections per host, knowing
+    the insecure registries of `--insecure-registry` and the environment; a
+    malformed name in $CONTAINERREGISTRY_INSECURE_REGISTRIES is a fatal
+    one-line error."""
+    from containerregistry.transport import pooled_http
+    try:
+        return pooled_http.Http(
+            maxsize=maxsize,
+            insecure_registries=getattr(args, 'insecure_registry', None))
+    except ValueError as e:
+        cli.fatal('%s', e)

@@ -17,7 +17,10 @@ connecting has a timeout, every read an idle timeout, a response body
 moving too slowly counts as stalled, and all of them end at the process's
 deadline (`retry_policy.set_deadline`). TLS is
 verified against the system's trust store, as OpenSSL finds it (honouring
-SSL_CERT_FILE and SSL_CERT_DIR, see `tls_env`), or against `ca_certs`.
+SSL_CERT_FILE and SSL_CERT_DIR, see `tls_env`), or against `ca_certs`, plus
+the CAs of the host's certificate directory (`certs_d`), which may also
+hold a client certificate to present. Registries named insecure
+(`insecure`) are not verified at all.
 Proxies come from the environment (`proxy_env`): https through a CONNECT
 tunnel, plain http as absolute-URL requests to the proxy.
 """
@@ -32,8 +35,10 @@ import stat
 import threading
 import time
 import urllib.parse
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple
 
+from containerregistry.transport import certs_d
+from containerregistry.transport import insecure
 from containerregistry.transport import proxy_env
 from containerregistry.transport import retry_policy
 from containerregistry.transport import streaming
@@ -234,6 +239,11 @@ class Http:
     Unset waits and retries take `retry_policy`'s values (and their
     environment variables): CONNECT_TIMEOUT, IDLE_TIMEOUT (READ_TIMEOUT
     here), attempts and backoff; the stall window is the policy's.
+
+    INSECURE_REGISTRIES (`HOST[:PORT]` names, with those of
+    $CONTAINERREGISTRY_INSECURE_REGISTRIES) are reached without verifying
+    their certificates; `docker_http.Transport` also falls back to plain
+    http for them. A malformed name raises `insecure.BadName` (a ValueError).
     """
 
     def __init__(self, maxsize: int = 8,
@@ -241,7 +251,9 @@ class Http:
                  read_timeout: Optional[float] = None,
                  max_retries: Optional[int] = None,
                  backoff_factor: Optional[float] = None,
-                 ca_certs: Optional[str] = None):
+                 ca_certs: Optional[str] = None,
+                 insecure_registries: Optional[Iterable[str]] = None):
+        self.insecure_registries = insecure.registries(insecure_registries)
         self._maxsize = maxsize
         self._connect_timeout = (connect_timeout if connect_timeout
                                  else retry_policy.setting('CONNECT_TIMEOUT'))
@@ -255,18 +267,39 @@ class Http:
                          else backoff_factor)
         self._ca_certs = ca_certs
         self._context = None
+        self._contexts: Dict[Tuple[str, int], object] = {}
         self._lock = threading.Lock()
         self._idle: Dict[_Key, List[http.client.HTTPConnection]] = {}
 
-    def _tls_context(self):
+    def _verifying_context(self):
+        """A context trusting the system's store (or `ca_certs`)."""
+        import ssl  # pylint: disable=import-outside-toplevel
+        if self._ca_certs is None:
+            tls_env.check_environment()
+        return ssl.create_default_context(cafile=self._ca_certs)
+
+    def _tls_context(self, host: str, port: int):
+        """The TLS settings for HOST:PORT: the shared default, or its own
+        when its certificate directory has something or it is insecure."""
         with self._lock:
-            if self._context is None:
-                import ssl  # pylint: disable=import-outside-toplevel
-                if self._ca_certs is None:
-                    tls_env.check_environment()
-                self._context = ssl.create_default_context(
-                    cafile=self._ca_certs)
-            return self._context
+            context = self._contexts.get((host, port))
+        if context is not None:
+            return context
+        try:
+            trust = certs_d.lookup(host, port)
+        except certs_d.CertsDirError as e:
+            raise _Final(str(e)) from e
+        unverified = insecure.listed(self.insecure_registries, host, port, 443)
+        if trust is None and not unverified:
+            with self._lock:
+                if self._context is None:
+                    self._context = self._verifying_context()
+                context = self._context
+        else:
+            context = _own_context(self._verifying_context(), trust,
+                                   unverified)
+        with self._lock:
+            return self._contexts.setdefault((host, port), context)
 
     def _connect(self, key: _Key) -> http.client.HTTPConnection:
         scheme, host, port = key
@@ -282,7 +315,7 @@ class Http:
         if scheme == 'https':
             conn = http.client.HTTPSConnection(
                 *address, timeout=timeout,
-                context=self._tls_context(), blocksize=_BLOCK)
+                context=self._tls_context(host, port), blocksize=_BLOCK)
             if proxy:
                 # TLS to the registry inside a CONNECT tunnel.
                 conn.set_tunnel(host, port, headers=_proxy_headers(proxy))
@@ -302,6 +335,8 @@ class Http:
                                % (address + (timeout,))) from e
         except OSError as e:
             conn.close()
+            if getattr(e, 'verify_message', None):
+                raise _Final(_unverified(e, host, port)) from e
             if not proxy:
                 raise
             # http.client: "Tunnel connection failed: 407 Proxy Authentication Required"
@@ -399,7 +434,8 @@ class Http:
                              and not isinstance(e, _Final))
                 if not (idempotent and transient
                         and attempts.again(_reason(e), what=what)):
-                    raise TransportError('%s: %s' % (what, _reason(e)),
+                    raise TransportError('%s: %s%s' % (
+                        what, _reason(e), _tls_hint(e, key)),
                                          transient) from e
                 continue
             if (not idempotent
@@ -466,6 +502,71 @@ class Http:
             raise TimeoutError('%s took nothing for %gs' % (
                 host, conn.sock.gettimeout() if conn.sock else 0)) from e
         return conn.getresponse()
+
+
+def _own_context(context, trust: Optional[certs_d.Trust], unverified: bool):
+    """CONTEXT with a registry's own CAs and client certificate, or
+    verifying nothing when UNVERIFIED."""
+    import ssl  # pylint: disable=import-outside-toplevel
+    if unverified:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if trust is None:
+        return context
+    for cafile in trust.cafiles:
+        try:
+            context.load_verify_locations(cafile=cafile)
+        except (ssl.SSLError, OSError) as e:
+            raise _Final('%s is not a usable CA certificate: %s'
+                         % (cafile, _reason(e))) from e
+    if trust.client:
+        try:
+            context.load_cert_chain(*trust.client)
+        except (ssl.SSLError, OSError) as e:
+            raise _Final('%s and %s are not a usable client certificate and '
+                         'key: %s' % (trust.client + (_reason(e),))) from e
+    return context
+
+
+def _certs_dir(host: str, port: int) -> str:
+    """Where the certificates of HOST:PORT are looked for first."""
+    return os.path.join(certs_d.roots()[0],
+                        certs_d.directory_names(host, port, 443)[-1])
+
+
+def _unverified(err: OSError, host: str, port: int) -> str:
+    """The line for a certificate that failed verification, with where a
+    CA for this registry alone would be trusted."""
+    return ('the certificate of %s:%d could not be verified (%s): put its CA '
+            'in %s/ (as ca.crt) to trust it for this registry, or name the '
+            'registry with --insecure-registry' % (
+                host, port, getattr(err, 'verify_message', err),
+                _certs_dir(host, port)))
+
+
+# OpenSSL's reasons when the server refused our (missing) client
+# certificate, and when what answered https was no TLS server.
+_CLIENT_CERT_REFUSED = frozenset([
+    'SSLV3_ALERT_BAD_CERTIFICATE', 'TLSV13_ALERT_CERTIFICATE_REQUIRED',
+    'SSLV3_ALERT_CERTIFICATE_UNKNOWN', 'TLSV1_ALERT_UNKNOWN_CA'])
+_NOT_TLS = frozenset(['WRONG_VERSION_NUMBER', 'RECORD_LAYER_FAILURE',
+                      'PACKET_LENGTH_TOO_LONG'])
+
+
+def _tls_hint(err: BaseException, key: _Key) -> str:
+    """What the user may do about a TLS failure with KEY's host, or ''."""
+    reason = getattr(err, 'reason', None)
+    scheme, host, port = key
+    if scheme != 'https' or not isinstance(reason, str):
+        return ''
+    if reason in _CLIENT_CERT_REFUSED:
+        return (' (%s:%d refused the client certificate, or wanted one: it '
+                'goes in %s/ as NAME.cert with NAME.key)'
+                % (host, port, _certs_dir(host, port)))
+    if reason in _NOT_TLS:
+        return (' (%s:%d does not speak TLS; a plain-http registry is named '
+                'with --insecure-registry)' % (host, port))
+    return ''
 
 
 def _proxy_headers(proxy: proxy_env.Proxy) -> Dict[str, str]:

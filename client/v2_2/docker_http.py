@@ -30,6 +30,7 @@ from containerregistry.client.v2_2.media_types import (  # noqa: F401 - upstream
     MANIFEST_SCHEMA1_MIMES, MANIFEST_SCHEMA2_MIMES, OCI_MANIFEST_MIMES,
     SUPPORTED_MANIFEST_MIMES, MANIFEST_LIST_MIMES,
     NON_DISTRIBUTABLE_LAYER_MIMES)
+from containerregistry.transport import insecure
 from containerregistry.transport import proxy_env
 from containerregistry.transport import retry_policy
 from containerregistry.transport import streaming
@@ -204,20 +205,22 @@ def _with_query(url: str, params: Sequence[Tuple[str, str]]) -> str:
     return url + joiner + urllib.parse.urlencode(params)
 
 
-def clear_text_refusal(realm: str, registry: str) -> Optional[str]:
+def clear_text_refusal(realm: str, registry: str,
+                       registry_scheme: Optional[str] = None) -> Optional[str]:
     """Why credentials for REGISTRY must not go to the token REALM, or None.
 
     Credentials never cross a network in clear: a plain-http realm may
     have them only for a plain-http registry, when the realm is loopback or
     the registry's own host (which the user already reaches in clear), and
     is reached directly (through an http proxy they would cross a network).
+    REGISTRY_SCHEME is how the registry is reached (default: `Scheme`).
     """
     parts = urllib.parse.urlsplit(realm)
     if parts.scheme.lower() == 'https':
         return None
     host = (parts.hostname or '').lower()
     own = (urllib.parse.urlsplit('//' + registry).hostname or '').lower()
-    if Scheme(registry) == 'https':
+    if (registry_scheme or Scheme(registry)) == 'https':
         return 'the registry is https'
     if host != own and not proxy_env.is_loopback(host):
         return 'another host, and not loopback'
@@ -246,6 +249,10 @@ class Transport:
         # Extra scopes, e.g. pull on the source repository of a mount.
         self._scopes = [name.scope(action)] + [
             scope for scope in extra_scopes if scope != name.scope(action)]
+        self._scheme = Scheme(name.registry)
+        # Insecure (named so to the transport): https unverified, else http.
+        self._may_fall_back = (self._scheme == 'https' and
+                               insecure.of_registry(transport, name.registry))
         self._origin = _origin(self.base_url())
         self._Ping()
         if self._bearer:
@@ -262,13 +269,25 @@ class Transport:
 
     def base_url(self) -> str:
         return '{scheme}://{registry}'.format(
-            scheme=Scheme(self._name.registry), registry=self._name.registry)
+            scheme=self._scheme, registry=self._name.registry)
 
     def _Ping(self) -> None:
         url = self.base_url() + '/v2/'
         headers = {'content-type': 'application/json',
                    'user-agent': docker_name.USER_AGENT}
-        resp, content = self._whole(url, 'GET', None, headers)
+        try:
+            resp, content = self._whole(url, 'GET', None, headers)
+        except OSError as e:
+            if not self._may_fall_back:
+                raise
+            # As docker does for an insecure registry: it may not speak TLS.
+            logging.info('%s: https failed (%s); trying plain http, as it is '
+                         'an insecure registry', self._name.registry, e)
+            self._may_fall_back = False
+            self._scheme = 'http'
+            self._origin = _origin(self.base_url())
+            self._Ping()
+            return
         if resp.status == 200:
             logging.debug('%s: no authentication needed', self._name.registry)
             return
@@ -309,7 +328,7 @@ class Transport:
         identity_token = getattr(self._basic_creds, 'identity_token', None)
         auth = '' if identity_token else self._basic_creds.Get()
         refusal = (identity_token or auth) and clear_text_refusal(
-            self._realm, self._name.registry)
+            self._realm, self._name.registry, self._scheme)
         if refusal:
             raise TokenRefreshException(
                 'Refusing to send credentials for %s to the plain-http token '
