@@ -153,6 +153,18 @@ def test_pull_failing_on_terminal_shows_error_alone(registry, proxy,
     assert 'Traceback' not in raw
 
 
+def test_pull_on_dumb_terminal_draws_nothing(registry, repo_name, pull,
+                                             tool_env):
+    pushed = _image(registry, repo_name)
+    directory = pull.new_dir()
+    proc, raw = _on_terminal('puller', [
+        '--name', pushed.by_tag, '--directory', directory],
+        dict(tool_env, TERM='dumb'))
+    proc.directory, proc.stderr = directory, raw
+    pull.assert_pulled(proc, pushed)
+    assert raw == ''
+
+
 def test_pull_off_terminal_is_quiet(registry, repo_name, pull):
     pushed = _image(registry, repo_name)
     proc = pull(pushed.by_tag)
@@ -263,3 +275,23 @@ def test_append_at_info_one_line_per_layer(registry, repo_name, tools):
         sorted(l.digest for l in base.layers), proc.stderr
     assert len(_layer_lines(proc.stderr, 'Pushed')) == 1, proc.stderr
     assert not re.search(r'\] Layer .* (pushed|mounted)\.', proc.stderr)
+
+
+def test_reporter_counts(caplog):
+    reporter = progress.Reporter()
+    reporter.expect([100, 50])
+    a = reporter.transfer('sha256:a', 100)
+    b = reporter.transfer('sha256:b', 50)
+    a.add(60)
+    a.restart()  # fetched once more: the first 60 bytes do not count
+    a.add(30)
+    b.add(50)
+    assert reporter.counts() == (80, 80, 0)
+    with caplog.at_level('INFO'):
+        b.done('Pulled')
+    assert caplog.messages == ['Pulled layer 1/2 sha256:b (50 B)']
+    assert reporter.counts() == (80, 80, 1)
+    progress.uncounted().add(10)
+    assert reporter.counts() == (80, 80, 1)
+    reporter.expect([None])
+    assert reporter.total_bytes is None and reporter.total_layers == 3

@@ -11,6 +11,7 @@ stderr is not a terminal (CI, Bazel) nothing is drawn: the layer lines
 at INFO are all there is.
 """
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -110,6 +111,10 @@ class TerminalLine(progress.Reporter):
 
 
 def _is_terminal(stream) -> bool:
+    """Whether STREAM is a terminal that can redraw a line (`TERM=dumb`,
+    Emacs' shell for one, cannot erase)."""
+    if os.environ.get('TERM') == 'dumb':
+        return False
     try:
         return bool(stream.isatty())
     except (AttributeError, ValueError, OSError):
