@@ -150,6 +150,8 @@ def test_pull_failing_on_terminal_shows_error_alone(registry, proxy,
     # Retry warnings, then the error, each a whole line; no progress left.
     assert all(_GLOG.match(line) for line in screen), screen
     assert screen[-1].startswith('F') and 'Error pulling' in screen[-1]
+    assert any(line.startswith('W') for line in screen[:-1]), screen
+    assert 'Pulling ' in raw  # drawn, then erased
     assert 'Traceback' not in raw
 
 
