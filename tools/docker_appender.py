@@ -63,6 +63,7 @@ def main(argv=None) -> None:
     from containerregistry.client.v2_2 import append
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import docker_session
+    from containerregistry.tools import progress_line
     from containerregistry.tools import registry_access
 
     try:
@@ -98,10 +99,12 @@ def main(argv=None) -> None:
                     logging.info('Starting upload of %s ...', dst)
                     # Not a context manager: its exit would log a second
                     # error line for a failure reported below.
-                    session = docker_session.Push(
-                        dst, dst_creds, transport, threads=_THREADS,
-                        mount=[src.as_repository()])
-                    session.upload(image)
+                    with progress_line.on_stderr('Pushing',
+                                                 'Pushed') as reporter:
+                        session = docker_session.Push(
+                            dst, dst_creds, transport, threads=_THREADS,
+                            mount=[src.as_repository()], reporter=reporter)
+                        session.upload(image)
                     digest = image.digest()
                 except Exception as e:  # pylint: disable=broad-except
                     logging.debug('Push failed', exc_info=True)

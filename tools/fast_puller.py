@@ -90,18 +90,20 @@ def main(argv=None) -> None:
 def _pull(args, name, creds, transport, platform) -> None:
     from containerregistry.client.v2_2 import docker_image_list
     from containerregistry.client.v2_2 import save
+    from containerregistry.tools import progress_line
     try:
         logging.info('Pulling %s', name)
         with docker_image_list.open_image(name, creds, transport,
-                                          platform) as image:
+                                          platform) as image, \
+                progress_line.on_stderr('Pulling', 'Pulled') as reporter:
             if args.format == 'oci':
                 save.oci_layout(
                     image, args.directory, threads=_THREADS,
                     cache_directory=args.cache,
-                    ref_name=getattr(name, 'tag', None))
+                    ref_name=getattr(name, 'tag', None), reporter=reporter)
             else:
                 save.fast(image, args.directory, threads=_THREADS,
-                          cache_directory=args.cache)
+                          cache_directory=args.cache, reporter=reporter)
         logging.info('Pulled %s into %s', name, args.directory)
     except Exception as e:  # pylint: disable=broad-except
         logging.debug('Pull failed', exc_info=True)

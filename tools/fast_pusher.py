@@ -355,6 +355,7 @@ def main(argv=None) -> None:
     from containerregistry.client import docker_name
     from containerregistry.client.v2_2 import docker_session
     from containerregistry.client.v2_2 import oci_compat
+    from containerregistry.tools import progress_line
     from containerregistry.tools import registry_access
 
     # A digest reference publishes the manifest untagged; digester.par
@@ -386,9 +387,11 @@ def main(argv=None) -> None:
             logging.info('Starting upload of %s ...', name)
             # Not used as a context manager: its exit would log a second
             # error line for a failure reported below.
-            session = docker_session.Push(name, creds, transport,
-                                          threads=_THREADS)
-            session.upload(to_push)
+            with progress_line.on_stderr('Pushing', 'Pushed') as reporter:
+                session = docker_session.Push(name, creds, transport,
+                                              threads=_THREADS,
+                                              reporter=reporter)
+                session.upload(to_push)
             digest = to_push.digest()
         except Exception as e:  # pylint: disable=broad-except
             logging.debug('Push failed', exc_info=True)

@@ -9,7 +9,8 @@ import argparse
 import logging
 import os
 import sys
-from typing import Dict, Optional, Union
+import threading
+from typing import Dict, Optional, Protocol, Union
 
 FORMAT = ('%(shortlevel)s%(asctime)s.%(time_millis)06d %(process_str)s '
           '%(filename)s:%(lineno)d] %(message)s')
@@ -106,11 +107,40 @@ LOG_FILE_MAX_BYTES = 10 << 20
 LOG_FILE_BACKUPS = 5
 
 
+class StatusLine(Protocol):
+    """A line drawn in place at the bottom of stderr (the progress line)."""
+
+    lock: threading.Lock
+
+    def erase(self) -> None:
+        """Erases the line if shown; the caller holds `lock`."""
+
+
+_status_line: Optional[StatusLine] = None
+
+
+def set_status_line(line: Optional[StatusLine]) -> None:
+    """Makes the stderr handler erase LINE before each record it writes
+    (None: no line to erase). The line's owner draws it again later."""
+    global _status_line
+    _status_line = line
+
+
 class _StderrHandler(logging.StreamHandler):
-    """Writes to whatever sys.stderr is at emit time (it may be replaced)."""
+    """Writes to whatever sys.stderr is at emit time (it may be replaced),
+    on a line of its own when a status line is drawn."""
 
     def __init__(self) -> None:
         super().__init__()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        line = _status_line
+        if line is None:
+            super().emit(record)
+            return
+        with line.lock:
+            line.erase()
+            super().emit(record)
 
     @property
     def stream(self):

@@ -594,6 +594,10 @@ def _file_body_length(conn: http.client.HTTPConnection, body: streaming.Body,
     return int(length)
 
 
+# How much one sendfile call sends.
+_SENDFILE_SLICE = 8 << 20
+
+
 def _request(conn: http.client.HTTPConnection, method: str, target: str,
              body: streaming.Body, headers: Mapping[str, str]) -> None:
     """Sends one request; a file body goes to the socket by sendfile.
@@ -612,7 +616,14 @@ def _request(conn: http.client.HTTPConnection, method: str, target: str,
         conn.putheader(name, value)
     conn.endheaders()
     offset = body.tell()
-    sent = conn.sock.sendfile(body, offset, length) if length else 0
+    sent = 0
+    # In slices, so that a body counting its seeks (progress) sees each.
+    while sent < length:
+        step = conn.sock.sendfile(body, offset + sent,
+                                  min(_SENDFILE_SLICE, length - sent))
+        if not step:
+            break
+        sent += step
     if sent != length:
         raise http.client.HTTPException(
             'file body ended after %d of %d bytes' % (sent, length))

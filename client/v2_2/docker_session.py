@@ -22,6 +22,7 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
+from containerregistry.client.v2_2 import progress
 from containerregistry.transport import retry_policy
 
 # Chunk size of PATCH uploads, unless the registry asks for more.
@@ -64,6 +65,49 @@ class _Chunk(io.RawIOBase):
         return len(data)
 
 
+class _Counted:
+    """A blob body that counts what is read from it in a Transfer.
+
+    A file body the transport sends by sendfile is counted by the seeks
+    that follow each slice sent; a seek back (a request sent again) counts
+    from there.
+    """
+
+    def __init__(self, body, transfer: progress.Transfer):
+        self._body = body
+        self._transfer = transfer
+        self._start = body.tell() if _seekable(body) else 0
+        transfer.restart()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._body.read(size)
+        self._transfer.add(len(data))
+        return data
+
+    def readinto(self, buffer) -> int:
+        n = self._body.readinto(buffer)
+        self._transfer.add(n or 0)
+        return n
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        position = self._body.seek(offset, whence)
+        self._transfer.moved = position - self._start
+        return position
+
+    def __getattr__(self, name: str):
+        return getattr(self._body, name)
+
+    def __enter__(self) -> '_Counted':
+        return self
+
+    def __exit__(self, *unused) -> None:
+        self._body.close()
+
+
+def _seekable(body) -> bool:
+    return bool(getattr(body, 'seekable', lambda: False)())
+
+
 class BlobSizeError(ValueError):
     """The registry's blob under a digest is not as long as the manifest says.
 
@@ -95,7 +139,8 @@ class Push:
     def __init__(self, name: Union[docker_name.Tag, docker_name.Digest],
                  creds: docker_creds.Provider, transport,
                  mount: Optional[Sequence[docker_name.Repository]] = None,
-                 threads: int = 1):
+                 threads: int = 1,
+                 reporter: Optional[progress.Reporter] = None):
         self._name = name
         # Mounting needs pull access to the source; other registries'
         # repositories cannot be mounted from, so they are left out.
@@ -106,6 +151,7 @@ class Push:
             name, creds, transport, docker_http.PUSH,
             extra_scopes=[m.scope(docker_http.PULL) for m in self._mount])
         self._threads = threads
+        self._reporter = reporter or progress.Reporter()
 
     def name(self) -> docker_name.Registry:
         return self._name
@@ -157,9 +203,10 @@ class Push:
             return None
         return resp.get('docker-content-digest')
 
-    def _blob_body(self, image: docker_image.DockerImage,
-                   digest: str) -> Tuple[object, int]:
-        """A reader over the blob and its size; the config comes as text.
+    def _blob_body(self, image: docker_image.DockerImage, digest: str,
+                   transfer: progress.Transfer) -> Tuple[object, int]:
+        """A reader over the blob, counted in TRANSFER, and its size; the
+        config comes as text.
 
         A blob the image has checked in a local file is read from there
         directly, so the transport can hand the file to the kernel.
@@ -171,8 +218,9 @@ class Push:
         if found is not None:
             f = open(found.path, 'rb')  # pylint: disable=consider-using-with
             f.seek(found.offset)
-            return f, found.size
-        return image.blob_stream(digest), image.blob_size(digest)
+            return _Counted(f, transfer), found.size
+        return (_Counted(image.blob_stream(digest), transfer),
+                image.blob_size(digest))
 
     def _start_upload(self, digest: str) -> Tuple[Optional[str], int]:
         """POSTs an upload (mounting when possible).
@@ -188,7 +236,6 @@ class Push:
         resp, unused_content = self._transport.Request(
             url, method='POST', body=None, accepted_codes=[201, 202])
         if resp.status == 201:
-            logging.info('Layer %s mounted.', digest)
             return None, 0
         try:
             min_chunk = int(resp.get('oci-chunk-min-length', '0'))
@@ -241,38 +288,47 @@ class Push:
             accepted_codes=[201, 204])
 
     def _upload_one(self, image: docker_image.DockerImage, digest: str,
-                    listed: Optional[int] = None) -> None:
+                    listed: Optional[int] = None,
+                    transfer: Optional[progress.Transfer] = None) -> None:
         """Uploads DIGEST unless the registry has it at the LISTED size.
 
         A size check is all a skip can afford (the blob is not read): a
         blob whose size differs from the manifest's raises BlobSizeError.
+        TRANSFER counts the bytes and is told the outcome, in one line.
         """
+        transfer = transfer or progress.uncounted(digest)
         exists, size = self._stat_blob(digest)
         if exists:
             if listed is not None and size is not None and size != listed:
                 raise BlobSizeError(digest, listed, size)
-            logging.info('Layer %s exists, skipping', digest)
+            transfer.done('Skipped', ': the registry has it')
             return
-        _retrying('Upload of ' + digest,
-                  lambda: self._upload_attempt(image, digest))
-        logging.info('Layer %s pushed.', digest)
+        mounted = _retrying('Upload of ' + digest,
+                            lambda: self._upload_attempt(image, digest,
+                                                         transfer))
+        if mounted:
+            transfer.done('Mounted', ' from another repository')
+        else:
+            transfer.done('Pushed')
 
-    def _upload_attempt(self, image: docker_image.DockerImage,
-                        digest: str) -> None:
-        """One upload of DIGEST from a new POST: a single PUT, else chunks."""
+    def _upload_attempt(self, image: docker_image.DockerImage, digest: str,
+                        transfer: progress.Transfer) -> bool:
+        """One upload of DIGEST from a new POST: a single PUT, else chunks.
+        True if the registry mounted it instead."""
         location, min_chunk = self._start_upload(digest)
         if location is None:
-            return
-        body, size = self._blob_body(image, digest)
+            return True
+        body, size = self._blob_body(image, digest, transfer)
         with body:
             if self._put_whole(location, digest, body, size):
-                return
+                return False
         location, min_chunk = self._start_upload(digest)
         if location is None:
-            return
-        body, size = self._blob_body(image, digest)
+            return True
+        body, size = self._blob_body(image, digest, transfer)
         with body:
             self._patch_chunks(location, digest, body, size, min_chunk)
+        return False
 
     def _put_manifest(self, image: _Image, use_digest: bool = False) -> None:
         if use_digest or isinstance(self._name, docker_name.Digest):
@@ -287,13 +343,21 @@ class Push:
     def _upload_blobs(self, image: docker_image.DockerImage) -> None:
         digests = sorted(image.distributable_blob_set())
         sizes = image.descriptor_sizes()
+        layers = [d for d in digests if d != image.config_blob()]
+        self._reporter.expect(sizes.get(d) for d in layers)
+        transfers = {d: self._reporter.transfer(d, sizes.get(d))
+                     for d in layers}
+
+        def upload(digest: str) -> None:
+            self._upload_one(image, digest, sizes.get(digest),
+                             transfers.get(digest))
+
         if self._threads <= 1:
             for digest in digests:
-                self._upload_one(image, digest, sizes.get(digest))
+                upload(digest)
             return
         with concurrent.futures.ThreadPoolExecutor(self._threads) as pool:
-            futures = [pool.submit(self._upload_one, image, d, sizes.get(d))
-                       for d in digests]
+            futures = [pool.submit(upload, d) for d in digests]
             try:
                 for future in concurrent.futures.as_completed(futures):
                     future.result()

@@ -31,6 +31,7 @@ from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import file_lock
 from containerregistry.client.v2_2 import image_checks
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.client.v2_2 import progress
 
 _CHUNK = 1 << 20
 # `.NAME.PID@HOST.THREAD.tmp`: a file being written (see `leftovers`).
@@ -194,11 +195,14 @@ def _remove(path: str) -> None:
 
 
 def copy_verified(reader, dest: str, digest: str, size: Optional[int],
-                   what: str) -> None:
-    """Streams READER into DEST, checking DIGEST (and SIZE) on the way.
+                   what: str,
+                   transfer: Optional[progress.Transfer] = None) -> None:
+    """Streams READER into DEST, checking DIGEST (and SIZE) on the way,
+    counting each chunk in TRANSFER.
 
     READER stays open: closing it is the caller's.
     """
+    transfer = transfer or progress.uncounted()
     if not isinstance(reader, docker_digest.VerifyingReader):
         reader = docker_digest.VerifyingReader(reader, digest, what)
     buf = bytearray(_CHUNK)
@@ -210,6 +214,7 @@ def copy_verified(reader, dest: str, digest: str, size: Optional[int],
             if not n:
                 break
             written += n
+            transfer.add(n)
             if size is not None and written > size:
                 raise docker_digest.DigestMismatchedError(
                     'size mismatch for %s: more than the %d bytes the '
@@ -382,7 +387,8 @@ def _checked_config(image: docker_image.DockerImage, layers: int) -> str:
 
 
 def _save(image: docker_image.DockerImage, directory: str, threads: int,
-          write_layer: Callable[[_Output, int, str], Tuple[str, str]]
+          write_layer: Callable[[_Output, int, str], Tuple[str, str]],
+          reporter: Optional[progress.Reporter] = None
           ) -> Tuple[str, LayerPaths]:
     os.makedirs(directory, exist_ok=True)
     out = _Output(directory)
@@ -400,6 +406,9 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
 
         # First, so that no layer is fetched for an image refused.
         config = _checked_config(image, len(layers))
+        if reporter:
+            sizes = image.descriptor_sizes()
+            reporter.expect(sizes.get(d) for d in layers)
         _run_parallel(threads, [task(i, d) for i, d in enumerate(layers)])
 
         config_path = out.write('config.json', config.encode('utf8'))
@@ -412,10 +421,14 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
         raise
 
 
+_Fetch = Callable[[_Output, str, str, str], None]
+
+
 def _blob_fetcher(image: docker_image.DockerImage,
-                  cache_directory: Optional[str]
-                  ) -> Callable[[_Output, str, str, str], None]:
-    """A function that puts blob DIGEST of IMAGE at a final path, verified.
+                  cache_directory: Optional[str],
+                  reporter: progress.Reporter) -> _Fetch:
+    """A function that puts blob DIGEST of IMAGE at a final path, verified,
+    and tells REPORTER when it is done.
 
     With a cache, the blob comes from (or goes through) the cache and is
     hardlinked (or copied) into place.
@@ -423,53 +436,76 @@ def _blob_fetcher(image: docker_image.DockerImage,
     cache = _Cache(cache_directory) if cache_directory else None
     sizes = image.descriptor_sizes()
 
-    def download(digest: str, what: str) -> Callable[[str], None]:
+    def download(digest: str, what: str, transfer: progress.Transfer
+                 ) -> Callable[[str], None]:
         def run(dest: str) -> None:
             checked = image.blob_range(digest)
             if checked is not None and sizes.get(digest, checked.size) == checked.size:
                 _place_range(checked, dest, what)
+                transfer.add(checked.size)
                 return
 
             def stream() -> None:
                 _remove(dest)
+                transfer.restart()
                 with contextlib.closing(image.blob_stream(digest)) as blob:
-                    copy_verified(blob, dest, digest, sizes.get(digest), what)
+                    copy_verified(blob, dest, digest, sizes.get(digest), what,
+                                  transfer)
             docker_digest.fetched_once_more(stream, what)
         return run
 
     def fetch(out: _Output, digest: str, final: str, what: str) -> None:
         temp = out.temp(final)
+        transfer = reporter.transfer(digest, sizes.get(digest))
+        note = ''
         if cache:
-            cached = cache.lookup(digest) or cache.fill(
-                digest, download(digest, what))
+            cached = cache.lookup(digest)
+            if cached:
+                note = ' from the cache'
+            else:
+                cached = cache.fill(digest, download(digest, what, transfer))
             _link_or_copy(cached, temp)
         else:
-            download(digest, what)(temp)
+            download(digest, what, transfer)(temp)
         out.place(temp, final)
+        transfer.done('Pulled', note)
 
     return fetch
 
 
+def _stand_in_done(image: docker_image.DockerImage, digest: str,
+                   reporter: progress.Reporter) -> None:
+    """Counts the foreign layer DIGEST, written as its placeholder."""
+    reporter.transfer(digest, image.descriptor_sizes().get(digest)).done(
+        'Wrote', ' as its placeholder (a foreign layer)')
+
+
 def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
-         cache_directory: Optional[str] = None) -> Tuple[str, LayerPaths]:
+         cache_directory: Optional[str] = None,
+         reporter: Optional[progress.Reporter] = None
+         ) -> Tuple[str, LayerPaths]:
     """Writes IMAGE to DIRECTORY in the fast layout, layers compressed.
 
     Returns (config path, [(NNN.sha256 path, NNN.tar.gz path), ...]), base
     layer first. With CACHE_DIRECTORY, layers come from and go to a
     content-addressed cache; hits are hardlinked (or copied) into place.
+    REPORTER hears of the layers' progress.
     """
-    fetch = _blob_fetcher(image, cache_directory)
+    reporter = reporter or progress.Reporter()
+    fetch = _blob_fetcher(image, cache_directory, reporter)
 
     def write_layer(out: _Output, index: int, digest: str) -> Tuple[str, str]:
         name = '%03d' % index
         final = out.path(name + '.tar.gz')
-        if not _write_stand_in(out, image, digest, final, compressed=True):
+        if _write_stand_in(out, image, digest, final, compressed=True):
+            _stand_in_done(image, digest, reporter)
+        else:
             fetch(out, digest, final, 'layer %s (%s)' % (name, digest))
         digest_path = out.write(name + '.sha256',
                                 digest.split(':', 1)[1].encode('ascii'))
         return digest_path, final
 
-    return _save(image, directory, threads, write_layer)
+    return _save(image, directory, threads, write_layer, reporter)
 
 
 OCI_REF_NAME = 'org.opencontainers.image.ref.name'
@@ -477,7 +513,8 @@ OCI_REF_NAME = 'org.opencontainers.image.ref.name'
 
 def oci_layout(image: docker_image.DockerImage, directory: str,
                threads: int = 1, cache_directory: Optional[str] = None,
-               ref_name: Optional[str] = None) -> str:
+               ref_name: Optional[str] = None,
+               reporter: Optional[progress.Reporter] = None) -> str:
     """Writes IMAGE into an OCI image layout at DIRECTORY.
 
     A Docker schema 2 image is relabelled with OCI media types (blobs are
@@ -486,8 +523,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     and is written last, holding the lock `index.json.lock` so that
     concurrent pulls into one layout keep each other's entries. A failed
     pull removes the blobs it placed, except those the index names (a
-    concurrent pull may share them). Returns the digest of the manifest
-    written.
+    concurrent pull may share them). REPORTER hears of the layers'
+    progress. Returns the digest of the manifest written.
     """
     from containerregistry.client.v2_2 import media_types
     from containerregistry.client.v2_2 import oci_compat
@@ -500,7 +537,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     out = _Output(directory)
     out.remove_leftovers()
     out.remove_leftovers(os.path.join('blobs', 'sha256'))
-    fetch = _blob_fetcher(image, cache_directory)
+    reporter = reporter or progress.Reporter()
+    fetch = _blob_fetcher(image, cache_directory, reporter)
 
     def blob_path(digest: str) -> str:
         docker_digest.check_form(digest, 'a blob of the layout')
@@ -524,11 +562,20 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
         if not intact(digest):
             put(digest, data)
 
+    def layer_unless_intact(digest: str) -> None:
+        if intact(digest):
+            reporter.transfer(digest, sizes.get(digest)).done(
+                'Found', ' already in the layout')
+        else:
+            put(digest)
+
     try:
         layers = sorted(set(image.fs_layers()))
         config_bytes = _checked_config(
             image, len(image.fs_layers())).encode('utf8')
-        _run_parallel(threads, [functools.partial(put_unless_intact, d)
+        sizes = image.descriptor_sizes()
+        reporter.expect(sizes.get(d) for d in layers)
+        _run_parallel(threads, [functools.partial(layer_unless_intact, d)
                                 for d in layers])
         docker_digest.check(image.config_blob(),
                             docker_digest.SHA256(config_bytes), 'config')
