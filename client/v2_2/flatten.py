@@ -38,7 +38,7 @@ directories, symlinks, devices, fifos and empty files come first in path
 order, then files with contents layer by layer (base first).
 """
 import collections
-import concurrent.futures
+import functools
 import hashlib
 import io
 import json
@@ -51,6 +51,7 @@ import zlib
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import parallel
 
 _WHITEOUT = '.wh.'
 _OPAQUE = '.wh..wh..opq'
@@ -501,17 +502,11 @@ def _index(layers: _Layers) -> '_Tree':
     count = len(layers.diff_ids)
     workers = max(1, min(count, os.cpu_count() or 1))
     stop = threading.Event()
-    pool = concurrent.futures.ThreadPoolExecutor(
-        workers, thread_name_prefix='flatten-index')
-    try:
-        ahead = collections.deque(
-            pool.submit(layers.headers, index, stop)
-            for index in range(min(count, workers + 1)))
-        for index in range(count):
-            infos = ahead.popleft().result()
-            if index + len(ahead) + 1 < count:
-                ahead.append(pool.submit(layers.headers,
-                                         index + len(ahead) + 1, stop))
+    tasks = [functools.partial(layers.headers, index, stop)
+             for index in range(count)]
+    with parallel.in_order(tasks, workers, workers, stop,
+                           'flatten-index') as results:
+        for index, infos in enumerate(results):
             tree.start_layer()
             for ordinal, info in enumerate(infos):
                 try:
@@ -521,9 +516,6 @@ def _index(layers: _Layers) -> '_Tree':
                                                    e)) from e
             logging.debug('Indexed %s: %d entries', layers.describe(index),
                           len(infos))
-    finally:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
     return tree
 
 

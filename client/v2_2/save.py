@@ -14,7 +14,6 @@ A foreign layer the image holds only a placeholder for (a tarball built on
 a Windows base) is written as that placeholder, unchecked, as upstream
 wrote it (`DockerImage.stand_in`); `manifest.json` keeps its descriptor.
 """
-import concurrent.futures
 import contextlib
 import errno
 import functools
@@ -31,6 +30,7 @@ from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import file_lock
 from containerregistry.client.v2_2 import image_checks
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.client.v2_2 import parallel
 
 _CHUNK = 1 << 20
 # `.NAME.PID@HOST.THREAD.tmp`: a file being written (see `leftovers`).
@@ -341,26 +341,6 @@ class _Cache:
         return path
 
 
-def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
-    """Runs TASKS on THREADS threads; the first failure stops the rest.
-
-    On Ctrl-C or SIGTERM the tasks still running are not waited for (one
-    may be stuck on the network): the caller's cleanup goes first.
-    """
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, threads))
-    try:
-        futures = [pool.submit(task) for task in tasks]
-        for future in concurrent.futures.as_completed(futures):
-            future.result()
-    except Exception:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
 def _write_stand_in(out: _Output, image: docker_image.DockerImage,
                     digest: str, final: str, compressed: bool) -> bool:
     """Writes the placeholder IMAGE holds for DIGEST at FINAL, if it has one."""
@@ -400,7 +380,8 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
 
         # First, so that no layer is fetched for an image refused.
         config = _checked_config(image, len(layers))
-        _run_parallel(threads, [task(i, d) for i, d in enumerate(layers)])
+        parallel.run_all([task(i, d) for i, d in enumerate(layers)], threads,
+                         name='save')
 
         config_path = out.write('config.json', config.encode('utf8'))
         out.write('manifest.json', image.manifest().encode('utf8'))
@@ -528,8 +509,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
         layers = sorted(set(image.fs_layers()))
         config_bytes = _checked_config(
             image, len(image.fs_layers())).encode('utf8')
-        _run_parallel(threads, [functools.partial(put_unless_intact, d)
-                                for d in layers])
+        parallel.run_all([functools.partial(put_unless_intact, d)
+                          for d in layers], threads, name='save')
         docker_digest.check(image.config_blob(),
                             docker_digest.SHA256(config_bytes), 'config')
         manifest = image.manifest().encode('utf8')
