@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from containerregistry.client.v2_2 import flatten
 from containerregistry.client.v2_2 import parallel
 
 
@@ -192,3 +193,27 @@ def test_leaving_in_order_early_cancels_the_rest():
                            cancel=cancel) as results:
         assert next(results) == 'first'
     assert cancel.is_set()
+
+
+def test_flattens_read_ahead_leaves_a_stuck_read_on_ctrl_c(interrupt_soon):
+    """flatten's read-ahead thread follows the same policy."""
+    never = threading.Event()
+
+    class Stuck:
+        closed = False
+
+        def read(self, size):
+            never.wait(60)
+            return b''
+
+        def close(self):
+            self.closed = True
+
+    raw = Stuck()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with flatten._ReadAhead(raw) as stream:  # pylint: disable=protected-access
+            stream.read(10)
+    assert time.monotonic() - start < parallel.GRACE_SECONDS
+    assert not raw.closed  # still being read: left to the process's end
+    never.set()

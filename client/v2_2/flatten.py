@@ -667,7 +667,8 @@ class _ReadAhead:
     """Reads the reader RAW on a thread of its own, up to _AHEAD pieces
     ahead of the consumer (inflating releases the GIL, so it overlaps with
     writing). Errors of RAW's are raised to the consumer where they fall.
-    Closing it stops the thread and closes RAW.
+    Closing it stops the thread and closes RAW; leaving it on Ctrl-C or
+    SIGTERM does not wait for a read stuck on the network.
     """
 
     def __init__(self, raw):
@@ -736,16 +737,20 @@ class _ReadAhead:
             self._piece = self._piece[n:]
             size -= n
 
-    def close(self) -> None:
+    def close(self, grace: float = parallel.GRACE_SECONDS) -> None:
+        """Stops the thread, waiting GRACE seconds at most, and closes RAW
+        unless the thread is still stuck reading it (then both are left to
+        the process's end: the thread is a daemon)."""
         self._stop.set()
-        self._thread.join()
-        self._raw.close()
+        self._thread.join(grace)
+        if not self._thread.is_alive():
+            self._raw.close()
 
     def __enter__(self) -> '_ReadAhead':
         return self
 
-    def __exit__(self, *unused) -> None:
-        self.close()
+    def __exit__(self, unused_type, error, unused_traceback) -> None:
+        self.close(parallel.grace_for(error))
 
 
 def _link_groups(entries: List[Tuple[str, _Inode]]) -> Dict[int, List[str]]:

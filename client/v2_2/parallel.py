@@ -30,6 +30,12 @@ class Cancelled(Exception):
     """A task stopped early because another one failed."""
 
 
+def grace_for(error: Optional[BaseException]) -> float:
+    """How long to wait for running work when leaving on ERROR (None: on
+    success): GRACE_SECONDS, or nothing on Ctrl-C, SIGTERM or the like."""
+    return GRACE_SECONDS if error is None or isinstance(error, Exception) else 0
+
+
 class _Run:
     """Tasks run on daemon threads, started in order while allowed."""
 
@@ -131,8 +137,9 @@ class _Run:
         with self._cond:
             self.cancel.set()
             self._cond.notify_all()
-            if error is None or isinstance(error, Exception):
-                self._cond.wait_for(lambda: not self._alive, GRACE_SECONDS)
+            grace = grace_for(error)
+            if grace:
+                self._cond.wait_for(lambda: not self._alive, grace)
 
 
 def run_all(tasks: Sequence[Callable[[], T]], threads: int,
