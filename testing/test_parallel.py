@@ -64,6 +64,27 @@ def test_first_failure_stops_the_rest_and_signals_running_tasks():
     assert sorted(started, key=str) == ['failing', 'slow']
 
 
+def test_tasks_see_the_cancellation_of_their_own_run():
+    running = threading.Event()
+    seen = []
+
+    def looping():
+        running.set()
+        while not parallel.cancelled():
+            time.sleep(0.01)
+        seen.append('cancelled')
+        raise parallel.Cancelled()
+
+    def failing():
+        running.wait(30)
+        raise Boom('failed')
+
+    assert not parallel.cancelled()  # outside a run
+    with pytest.raises(Boom):
+        parallel.run_all([looping, failing], 2)
+    assert seen == ['cancelled']
+
+
 def test_a_real_error_is_reported_before_cancellations():
     cancel = threading.Event()
     running = threading.Event()

@@ -98,6 +98,23 @@ def test_a_failing_layer_ends_the_pull_without_waiting_for_the_rest(
     assert [proxy.count('GET', '/blobs/' + d) for d in digests[8:]] == [0] * 4
 
 
+def test_a_failing_layer_stops_the_downloads_running(registry, proxy,
+                                                     repo_name, pull):
+    """A download still running when another layer fails stops at its next
+    chunk (1 MiB): the pull fails in seconds, not once the slow layer is in
+    (21 s at 400 kB/s) nor after the 10 s grace."""
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(490, 8 << 20),
+                                images.make_layer(491)])
+    slow, damaged = (layer.digest for layer in pushed.layers)
+    proxy.trickle('GET', '/blobs/' + slow, rate=400_000)
+    proxy.corrupt_blob(damaged)
+    start = time.monotonic()
+    line = pull.assert_failed(pull(_via(proxy, pushed)), 'digest mismatch')
+    assert time.monotonic() - start < 8
+    assert damaged in line, line
+
+
 def _lying_manifest(proxy, pushed, change) -> None:
     """Serve PUSHED's manifest changed by CHANGE, with a matching digest."""
     manifest = json.loads(pushed.manifest)

@@ -5,9 +5,9 @@ The policy, for `run_all` and `in_order` alike:
 - The first failure, in the order the caller reads results (completion
   order for `run_all`, task order for `in_order`), is the one raised, in
   the caller's thread. Once a task fails, no further task starts.
-- The CANCEL event is then set, so that running tasks that check it stop
-  early (raising `Cancelled`, which is never the error reported while a
-  real one exists).
+- The CANCEL event is then set, so that running tasks that check it
+  (directly, or through `cancelled()`) stop early, raising `Cancelled`,
+  which is never the error reported while a real one exists.
 - The caller waits for running tasks GRACE_SECONDS at most: a download
   stuck on the network does not hold the failure back. The threads are
   daemons, so a stuck one does not hold the interpreter's exit back either.
@@ -28,6 +28,17 @@ GRACE_SECONDS = 10.0
 
 class Cancelled(Exception):
     """A task stopped early because another one failed."""
+
+
+# The cancel event of the run whose task this thread runs, if any.
+_current = threading.local()
+
+
+def cancelled() -> bool:
+    """Whether another task of the run this thread works for has failed
+    (False outside a run): long loops check it between chunks."""
+    event = getattr(_current, 'cancel', None)
+    return event is not None and event.is_set()
 
 
 def grace_for(error: Optional[BaseException]) -> float:
@@ -71,6 +82,7 @@ class _Run:
                 self._cond.wait()
 
     def _work(self) -> None:
+        _current.cancel = self.cancel
         try:
             while True:
                 index = self._take()

@@ -209,6 +209,8 @@ def copy_verified(reader, dest: str, digest: str, size: Optional[int],
             n = reader.readinto(buf)
             if not n:
                 break
+            if parallel.cancelled():
+                raise parallel.Cancelled()
             written += n
             if size is not None and written > size:
                 raise docker_digest.DigestMismatchedError(
