@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -75,6 +76,43 @@ def test_failed_pull_removes_the_directory_it_made(registry, proxy, repo_name,
     pull.assert_failed(pull(_via(proxy, pushed), '--format', fmt, directory=kept),
                        'digest mismatch')
     assert os.path.isdir(kept)
+
+
+def test_a_failing_layer_ends_the_pull_without_waiting_for_the_rest(
+        registry, proxy, repo_name, pull):
+    """The puller fetches 8 layers at a time. With 7 of them stuck on the
+    network and the 8th damaged, the pull fails on the damaged one within
+    the helper's grace (10 s), long before the stuck reads would time out
+    (30 s without progress), and the 4 layers not started are never asked
+    for."""
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(470 + i) for i in range(12)])
+    digests = [layer.digest for layer in pushed.layers]
+    for digest in digests[:7]:
+        proxy.stall_blob(digest, after=16)
+    proxy.corrupt_blob(digests[7])
+    start = time.monotonic()
+    line = pull.assert_failed(pull(_via(proxy, pushed)), 'digest mismatch')
+    assert time.monotonic() - start < 25
+    assert digests[7] in line, line
+    assert [proxy.count('GET', '/blobs/' + d) for d in digests[8:]] == [0] * 4
+
+
+def test_a_failing_layer_stops_the_downloads_running(registry, proxy,
+                                                     repo_name, pull):
+    """A download still running when another layer fails stops at its next
+    chunk (1 MiB): the pull fails in seconds, not once the slow layer is in
+    (21 s at 400 kB/s) nor after the 10 s grace."""
+    pushed = images.push_image(registry, repo_name + ':t',
+                               [images.make_layer(490, 8 << 20),
+                                images.make_layer(491)])
+    slow, damaged = (layer.digest for layer in pushed.layers)
+    proxy.trickle('GET', '/blobs/' + slow, rate=400_000)
+    proxy.corrupt_blob(damaged)
+    start = time.monotonic()
+    line = pull.assert_failed(pull(_via(proxy, pushed)), 'digest mismatch')
+    assert time.monotonic() - start < 8
+    assert damaged in line, line
 
 
 def _lying_manifest(proxy, pushed, change) -> None:

@@ -9,6 +9,7 @@ import base64
 import gzip
 import json
 import os
+import signal
 import subprocess
 
 import pytest
@@ -750,6 +751,32 @@ def test_manifest_put_failing_for_good(registry, repo_name, tools, status,
         assert p.count('PUT', '/manifests/') == attempts
     finally:
         p.stop()
+    assert ph.tags(registry, repo_name) == []
+
+
+@pytest.mark.parametrize('sig, status, line', [
+    (signal.SIGTERM, 143, 'Terminated.\n'),
+    (signal.SIGINT, 130, 'Interrupted.\n'),
+], ids=['sigterm', 'sigint'])
+def test_stopped_while_uploads_hang(registry, repo_name, tools, sig, status,
+                                    line):
+    """SIGTERM or Ctrl-C while several uploads hang on the network: the
+    pusher ends at once, without waiting for them (nor for the 10 s grace
+    its cleanup gets), and no tag moves."""
+    disk = ph.write_disk_image(tools.new_dir('img'),
+                               [images.make_layer(148 + i) for i in range(3)])
+    p = proxy_mod.start_proxy(registry)
+    try:
+        p.hang('PUT', '/blobs/uploads/')
+        name = '%s/%s:latest' % (p.host, repo_name)
+        proc = pars.terminate_when(
+            'pusher', ['--name', name] + list(disk.args()),
+            lambda: p.count('PUT', '/blobs/uploads/') >= 2, env=tools.env,
+            sig=sig, timeout=8)
+    finally:
+        p.stop()
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr == line
     assert ph.tags(registry, repo_name) == []
 
 

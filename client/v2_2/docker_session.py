@@ -10,7 +10,7 @@ manifest PUT cut off, throttled (429) or failed by the server (5xx) is
 started again after a pause (Retry-After when given), as `retry_policy`
 says.
 """
-import concurrent.futures
+import functools
 import io
 import logging
 import urllib.parse
@@ -22,6 +22,7 @@ from containerregistry.client import docker_name
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
+from containerregistry.client.v2_2 import parallel
 from containerregistry.client.v2_2 import progress
 from containerregistry.transport import retry_policy
 
@@ -352,19 +353,8 @@ class Push:
             self._upload_one(image, digest, sizes.get(digest),
                              transfers.get(digest))
 
-        if self._threads <= 1:
-            for digest in digests:
-                upload(digest)
-            return
-        with concurrent.futures.ThreadPoolExecutor(self._threads) as pool:
-            futures = [pool.submit(upload, d) for d in digests]
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    future.result()
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        parallel.run_all([functools.partial(upload, d) for d in digests],
+                         self._threads, name='push')
 
     def upload(self, image: _Image, use_digest: bool = False) -> None:
         """Pushes IMAGE (an image or a list) under this session's name.

@@ -38,7 +38,7 @@ directories, symlinks, devices, fifos and empty files come first in path
 order, then files with contents layer by layer (base first).
 """
 import collections
-import concurrent.futures
+import functools
 import hashlib
 import io
 import json
@@ -52,6 +52,7 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import media_types
+from containerregistry.client.v2_2 import parallel
 
 _WHITEOUT = '.wh.'
 _OPAQUE = '.wh..wh..opq'
@@ -501,17 +502,11 @@ def _index(layers: _Layers) -> '_Tree':
     count = len(layers.diff_ids)
     workers = max(1, min(count, os.cpu_count() or 1))
     stop = threading.Event()
-    pool = concurrent.futures.ThreadPoolExecutor(
-        workers, thread_name_prefix='flatten-index')
-    try:
-        ahead = collections.deque(
-            pool.submit(layers.headers, index, stop)
-            for index in range(min(count, workers + 1)))
-        for index in range(count):
-            infos = ahead.popleft().result()
-            if index + len(ahead) + 1 < count:
-                ahead.append(pool.submit(layers.headers,
-                                         index + len(ahead) + 1, stop))
+    tasks = [functools.partial(layers.headers, index, stop)
+             for index in range(count)]
+    with parallel.in_order(tasks, workers, workers, stop,
+                           'flatten-index') as results:
+        for index, infos in enumerate(results):
             tree.start_layer()
             for ordinal, info in enumerate(infos):
                 try:
@@ -521,9 +516,6 @@ def _index(layers: _Layers) -> '_Tree':
                                                    e)) from e
             logging.debug('Indexed %s: %d entries', layers.describe(index),
                           len(infos))
-    finally:
-        stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
     return tree
 
 
@@ -675,7 +667,8 @@ class _ReadAhead:
     """Reads the reader RAW on a thread of its own, up to _AHEAD pieces
     ahead of the consumer (inflating releases the GIL, so it overlaps with
     writing). Errors of RAW's are raised to the consumer where they fall.
-    Closing it stops the thread and closes RAW.
+    Closing it stops the thread and closes RAW; leaving it on Ctrl-C or
+    SIGTERM does not wait for a read stuck on the network.
     """
 
     def __init__(self, raw):
@@ -744,16 +737,20 @@ class _ReadAhead:
             self._piece = self._piece[n:]
             size -= n
 
-    def close(self) -> None:
+    def close(self, grace: float = parallel.GRACE_SECONDS) -> None:
+        """Stops the thread, waiting GRACE seconds at most, and closes RAW
+        unless the thread is still stuck reading it (then both are left to
+        the process's end: the thread is a daemon)."""
         self._stop.set()
-        self._thread.join()
-        self._raw.close()
+        self._thread.join(grace)
+        if not self._thread.is_alive():
+            self._raw.close()
 
     def __enter__(self) -> '_ReadAhead':
         return self
 
-    def __exit__(self, *unused) -> None:
-        self.close()
+    def __exit__(self, unused_type, error, unused_traceback) -> None:
+        self.close(parallel.grace_for(error))
 
 
 def _link_groups(entries: List[Tuple[str, _Inode]]) -> Dict[int, List[str]]:

@@ -14,7 +14,6 @@ A foreign layer the image holds only a placeholder for (a tarball built on
 a Windows base) is written as that placeholder, unchecked, as upstream
 wrote it (`DockerImage.stand_in`); `manifest.json` keeps its descriptor.
 """
-import concurrent.futures
 import contextlib
 import errno
 import functools
@@ -31,6 +30,7 @@ from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import file_lock
 from containerregistry.client.v2_2 import image_checks
 from containerregistry.client.v2_2 import leftovers
+from containerregistry.client.v2_2 import parallel
 from containerregistry.client.v2_2 import progress
 
 _CHUNK = 1 << 20
@@ -213,6 +213,8 @@ def copy_verified(reader, dest: str, digest: str, size: Optional[int],
             n = reader.readinto(buf)
             if not n:
                 break
+            if parallel.cancelled():
+                raise parallel.Cancelled()
             written += n
             transfer.add(n)
             if size is not None and written > size:
@@ -346,26 +348,6 @@ class _Cache:
         return path
 
 
-def _run_parallel(threads: int, tasks: List[Callable[[], None]]) -> None:
-    """Runs TASKS on THREADS threads; the first failure stops the rest.
-
-    On Ctrl-C or SIGTERM the tasks still running are not waited for (one
-    may be stuck on the network): the caller's cleanup goes first.
-    """
-    pool = concurrent.futures.ThreadPoolExecutor(max(1, threads))
-    try:
-        futures = [pool.submit(task) for task in tasks]
-        for future in concurrent.futures.as_completed(futures):
-            future.result()
-    except Exception:
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-
-
 def _write_stand_in(out: _Output, image: docker_image.DockerImage,
                     digest: str, final: str, compressed: bool) -> bool:
     """Writes the placeholder IMAGE holds for DIGEST at FINAL, if it has one."""
@@ -409,7 +391,8 @@ def _save(image: docker_image.DockerImage, directory: str, threads: int,
         if reporter:
             sizes = image.descriptor_sizes()
             reporter.expect(sizes.get(d) for d in layers)
-        _run_parallel(threads, [task(i, d) for i, d in enumerate(layers)])
+        parallel.run_all([task(i, d) for i, d in enumerate(layers)], threads,
+                         name='save')
 
         config_path = out.write('config.json', config.encode('utf8'))
         out.write('manifest.json', image.manifest().encode('utf8'))
@@ -575,8 +558,8 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
             image, len(image.fs_layers())).encode('utf8')
         sizes = image.descriptor_sizes()
         reporter.expect(sizes.get(d) for d in layers)
-        _run_parallel(threads, [functools.partial(layer_unless_intact, d)
-                                for d in layers])
+        parallel.run_all([functools.partial(layer_unless_intact, d)
+                          for d in layers], threads, name='save')
         docker_digest.check(image.config_blob(),
                             docker_digest.SHA256(config_bytes), 'config')
         manifest = image.manifest().encode('utf8')

@@ -28,8 +28,8 @@ diff_id). `stand_in` gives the placeholder, which the fast layout writes
 as upstream did.
 """
 import bz2
-import concurrent.futures
 import dataclasses
+import functools
 import gzip
 import hashlib
 import io
@@ -51,6 +51,7 @@ from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import leftovers
 from containerregistry.client.v2_2 import media_types
+from containerregistry.client.v2_2 import parallel
 
 _CHUNK = 1 << 20
 _MAX_LINKS = 32
@@ -72,7 +73,7 @@ class DiffIdMismatchError(TarballError, docker_digest.DigestMismatchedError):
     """A layer whose tar does not hash to the config's diff_id for it."""
 
 
-class _Cancelled(Exception):
+class _Cancelled(parallel.Cancelled):
     """Another layer failed, so this one stopped early."""
 
 
@@ -656,23 +657,8 @@ class FromTarball(docker_image.DockerImage):
             costs = {m: self._cost(m) for m in members}
             members = sorted(members, key=lambda m: (-costs[m], m))
         cancel = threading.Event()
-        pool = concurrent.futures.ThreadPoolExecutor(
-            workers, thread_name_prefix='compress')
-        try:
-            futures = [pool.submit(self._compress, m, cancel) for m in members]
-            for future in concurrent.futures.as_completed(futures):
-                if future.exception() is not None:
-                    cancel.set()
-            errors = [f.exception() for f in futures if f.exception()]
-            real = [e for e in errors if not isinstance(e, _Cancelled)]
-            if real or errors:
-                raise (real or errors)[0]
-        except BaseException:
-            # Ctrl-C or SIGTERM too: stop the other layers' work at once.
-            cancel.set()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        parallel.run_all([functools.partial(self._compress, m, cancel)
+                          for m in members], workers, cancel, 'compress')
 
     def _cost(self, member: str) -> float:
         """Roughly how many CPU seconds gzipping MEMBER will take.

@@ -20,8 +20,8 @@ config synthesized by `config_file` from the v1 compatibility entries and
 diff_ids found by inflating each layer as it streams past (see its
 docstring); `V2FromV22` presents a v2.2 image as an unsigned schema 1 one.
 """
-import concurrent.futures
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -38,6 +38,7 @@ from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import media_types
+from containerregistry.client.v2_2 import parallel
 
 # The gzip of a tar of 1024 zero bytes (two empty records), as Docker and
 # the registry use for schema 1 layers that change nothing.
@@ -191,7 +192,7 @@ def config_file(v1_compats: Sequence[Dict[str, Any]],
 _CHUNK = 1 << 20
 
 
-class _Cancelled(Exception):
+class _Cancelled(parallel.Cancelled):
     """Another layer failed, so this one stops reading."""
 
 
@@ -314,20 +315,10 @@ class V22FromV2(docker_image.DockerImage):
 
     def _layer_infos(self, digests: List[str]) -> Dict[str, _LayerInfo]:
         cancelled = threading.Event()
-        pool = concurrent.futures.ThreadPoolExecutor(
-            min(self._threads, max(1, len(digests))))
-        try:
-            futures = {pool.submit(self._layer_info, d, cancelled): d
-                       for d in digests}
-            results = {}
-            for future in concurrent.futures.as_completed(futures):
-                results[futures[future]] = future.result()
-            return results
-        except BaseException:
-            cancelled.set()
-            raise
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        infos = parallel.run_all(
+            [functools.partial(self._layer_info, d, cancelled)
+             for d in digests], self._threads, cancelled, 'schema1')
+        return dict(zip(digests, infos))
 
     def _process(self) -> None:
         with self._lock:
