@@ -24,6 +24,7 @@ hold a client certificate to present. Registries named insecure
 Proxies come from the environment (`proxy_env`): https through a CONNECT
 tunnel, plain http as absolute-URL requests to the proxy.
 """
+import contextlib
 import functools
 import http.client
 import io
@@ -35,7 +36,8 @@ import stat
 import threading
 import time
 import urllib.parse
-from typing import Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import (BinaryIO, Dict, Iterable, List, Mapping, Optional, Tuple,
+                    Type, cast)
 
 from containerregistry.transport import certs_d
 from containerregistry.transport import insecure
@@ -107,8 +109,10 @@ class _WatchedIO(socket.SocketIO):
     def __init__(self, sock: socket.socket, watch: _Watch):
         super().__init__(sock, 'rb')
         # As socket.makefile() counts its files: the socket closes once
-        # the connection and every file on it are closed.
-        sock._io_refs += 1  # pylint: disable=protected-access
+        # the connection and every file on it are closed. The count is
+        # private to socket.socket, so its stubs do not declare it.
+        sock._io_refs += 1  # type: ignore[attr-defined]  # pylint: disable=protected-access
+        self._socket = sock
         self._watch = watch
         self._timeout: Optional[float] = None
         self._window_start = time.monotonic()
@@ -129,7 +133,7 @@ class _WatchedIO(socket.SocketIO):
                 raise retry_policy.deadline_error(self._waiting_for())
             limit = min(limit, left)
         if limit != self._timeout:
-            self._sock.settimeout(limit)
+            self._socket.settimeout(limit)
             self._timeout = limit
         try:
             n = super().readinto(b)
@@ -165,16 +169,26 @@ class _Response(http.client.HTTPResponse):
         self.fp = io.BufferedReader(_WatchedIO(sock, watch))
 
 
+class _Connection(http.client.HTTPConnection):
+    """A pooled connection. `forward_proxy` is the proxy that plain-http
+    requests on it go to as absolute URLs, or None when they go direct."""
+
+    forward_proxy: Optional[proxy_env.Proxy] = None
+
+
+class _TLSConnection(http.client.HTTPSConnection, _Connection):
+    """A pooled https connection (direct, or tunnelled through a proxy)."""
+
+
 class _Body:
     """A response body; its connection goes back to the pool once drained."""
 
-    def __init__(self, owner: 'Http', key: _Key,
-                 conn: http.client.HTTPConnection,
+    def __init__(self, owner: 'Http', key: _Key, conn: _Connection,
                  response: http.client.HTTPResponse, what: str):
         self._owner = owner
         self._what = what
         self._key = key
-        self._conn: Optional[http.client.HTTPConnection] = conn
+        self._conn: Optional[_Connection] = conn
         self._response = response
 
     def _finish(self, drained: bool) -> None:
@@ -269,7 +283,7 @@ class Http:
         self._context = None
         self._contexts: Dict[Tuple[str, int], object] = {}
         self._lock = threading.Lock()
-        self._idle: Dict[_Key, List[http.client.HTTPConnection]] = {}
+        self._idle: Dict[_Key, List[_Connection]] = {}
 
     def _verifying_context(self):
         """A context trusting the system's store (or `ca_certs`)."""
@@ -301,7 +315,7 @@ class Http:
         with self._lock:
             return self._contexts.setdefault((host, port), context)
 
-    def _connect(self, key: _Key) -> http.client.HTTPConnection:
+    def _connect(self, key: _Key) -> _Connection:
         scheme, host, port = key
         if scheme not in ('http', 'https'):
             raise _Final('unsupported URL scheme: %s' % scheme)
@@ -312,16 +326,16 @@ class Http:
         address = (proxy.host, proxy.port) if proxy else (host, port)
         timeout = retry_policy.wait_limit(
             self._connect_timeout, 'connecting to %s:%d' % address)
+        conn: _Connection
         if scheme == 'https':
-            conn = http.client.HTTPSConnection(
+            conn = _TLSConnection(
                 *address, timeout=timeout,
                 context=self._tls_context(host, port), blocksize=_BLOCK)
             if proxy:
                 # TLS to the registry inside a CONNECT tunnel.
                 conn.set_tunnel(host, port, headers=_proxy_headers(proxy))
         else:
-            conn = http.client.HTTPConnection(
-                *address, timeout=timeout, blocksize=_BLOCK)
+            conn = _Connection(*address, timeout=timeout, blocksize=_BLOCK)
         # Plain http through a proxy: requests name the absolute URL.
         conn.forward_proxy = proxy if proxy and scheme == 'http' else None
         try:
@@ -345,14 +359,14 @@ class Http:
                 '%s: %s' % (proxy, _reason(e))) from e
         return conn
 
-    def _acquire(self, key: _Key) -> Tuple[http.client.HTTPConnection, bool]:
+    def _acquire(self, key: _Key) -> Tuple[_Connection, bool]:
         with self._lock:
             idle = self._idle.get(key)
             if idle:
                 return idle.pop(), True
         return self._connect(key), False
 
-    def release(self, key: _Key, conn: http.client.HTTPConnection) -> None:
+    def release(self, key: _Key, conn: _Connection) -> None:
         """Takes back a connection whose last response was read to the end."""
         with self._lock:
             idle = self._idle.setdefault(key, [])
@@ -377,7 +391,7 @@ class Http:
         off or stalled is asked for again (as `retry_policy` allows)."""
         def whole() -> Tuple[streaming.Response, bytes]:
             resp, reader = self.stream(uri, method, body, headers)
-            with reader:
+            with contextlib.closing(reader):
                 return resp, reader.read()
         if method not in IDEMPOTENT or body is not None:
             return whole()
@@ -421,8 +435,8 @@ class Http:
                                           parts.query, ''))
         what = '%s %s' % (method, _strip_query(uri))
         idempotent = method in IDEMPOTENT and body is None
-        rewind = body.tell() if hasattr(body, 'seekable') and body.seekable() \
-            else None
+        file = streaming.seekable_file(body)
+        rewind = (file, file.tell()) if file is not None else None
         attempts = retry_policy.Attempts.join(
             what, limit=self._attempts, base=self._backoff)
         while True:
@@ -451,7 +465,7 @@ class Http:
 
     def _exchange(self, key: _Key, method: str, target: str,
                   body: streaming.Body, headers: Mapping[str, str],
-                  rewind: Optional[int],
+                  rewind: Optional[Tuple[BinaryIO, int]],
                   what: str) -> Tuple[streaming.Response, _Body]:
         """One request on a pooled connection.
 
@@ -470,7 +484,8 @@ class Http:
                               and not isinstance(body, (bytes, bytearray))):
                 raise
             if rewind is not None:
-                body.seek(rewind)
+                file, offset = rewind
+                file.seek(offset)
             conn = self._connect(key)
             try:
                 response = self._ask(conn, method, target, body, headers,
@@ -485,22 +500,26 @@ class Http:
                                   response.reason or '')
         return resp, _Body(self, key, conn, response, what)
 
-    def _ask(self, conn: http.client.HTTPConnection, method: str, target: str,
+    def _ask(self, conn: _Connection, method: str, target: str,
              body: streaming.Body, headers: Mapping[str, str],
              what: str) -> http.client.HTTPResponse:
         """Sends the request on CONN and reads the response's head; every
         wait is bounded (see `_WatchedIO`)."""
         host = '%s:%d' % (conn.host, conn.port)
-        conn.sock.settimeout(retry_policy.wait_limit(
-            self._read_timeout, '%s: sending to %s' % (what, host)))
-        conn.response_class = functools.partial(_Response, watch=_Watch(
-            host, what, self._read_timeout, self._stall_window,
-            self._stall_bytes))
+        limit = retry_policy.wait_limit(
+            self._read_timeout, '%s: sending to %s' % (what, host))
+        conn.sock.settimeout(limit)
+        # http.client only calls response_class(sock, method=...): a
+        # partial serves, though the stubs ask for the class itself.
+        conn.response_class = cast(
+            Type[http.client.HTTPResponse],
+            functools.partial(_Response, watch=_Watch(
+                host, what, self._read_timeout, self._stall_window,
+                self._stall_bytes)))
         try:
             _request(conn, method, target, body, headers)
         except TimeoutError as e:
-            raise TimeoutError('%s took nothing for %gs' % (
-                host, conn.sock.gettimeout() if conn.sock else 0)) from e
+            raise TimeoutError('%s took nothing for %gs' % (host, limit)) from e
         return conn.getresponse()
 
 
@@ -573,14 +592,17 @@ def _proxy_headers(proxy: proxy_env.Proxy) -> Dict[str, str]:
     return {'Proxy-Authorization': proxy.authorization} if proxy.authorization else {}
 
 
-def _file_body_length(conn: http.client.HTTPConnection, body: streaming.Body,
-                      headers: Mapping[str, str]) -> Optional[int]:
-    """The Content-Length to send by sendfile, or None when it cannot be.
+def _sendable_file(conn: http.client.HTTPConnection, body: streaming.Body,
+                   headers: Mapping[str, str]
+                   ) -> Optional[Tuple[BinaryIO, int]]:
+    """The file body to send by sendfile and its Content-Length, or None
+    when it cannot be.
 
     Only a regular file over plain TCP with its length given qualifies: TLS
     sockets cannot sendfile, and pipes have no offsets.
     """
-    if isinstance(conn, http.client.HTTPSConnection) or body is None:
+    if (isinstance(conn, http.client.HTTPSConnection) or body is None
+            or isinstance(body, (bytes, bytearray))):
         return None
     fileno = getattr(body, 'fileno', None)
     length = next((v for k, v in headers.items() if k.lower() == 'content-length'), None)
@@ -591,7 +613,7 @@ def _file_body_length(conn: http.client.HTTPConnection, body: streaming.Body,
             return None
     except (OSError, ValueError, io.UnsupportedOperation):
         return None
-    return int(length)
+    return body, int(length)
 
 
 # How much one sendfile call sends.
@@ -605,21 +627,22 @@ def _request(conn: http.client.HTTPConnection, method: str, target: str,
     http.client copies a file body through Python a block at a time; the
     kernel copying it saves the pusher most of its CPU on large layers.
     """
-    length = _file_body_length(conn, body, headers)
-    if length is None:
+    sendable = _sendable_file(conn, body, headers)
+    if sendable is None:
         conn.request(method, target, body=body, headers=headers)
         return
+    file, length = sendable
     names = frozenset(k.lower() for k in headers)
     conn.putrequest(method, target, skip_host='host' in names,
                     skip_accept_encoding='accept-encoding' in names)
     for name, value in headers.items():
         conn.putheader(name, value)
     conn.endheaders()
-    offset = body.tell()
+    offset = file.tell()
     sent = 0
     # In slices, so that a body counting its seeks (progress) sees each.
     while sent < length:
-        step = conn.sock.sendfile(body, offset + sent,
+        step = conn.sock.sendfile(file, offset + sent,
                                   min(_SENDFILE_SLICE, length - sent))
         if not step:
             break

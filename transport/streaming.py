@@ -36,6 +36,15 @@ class Response(dict):
         return '<Response %d %s>' % (self.status, self.reason)
 
 
+def seekable_file(body: Body) -> Optional[BinaryIO]:
+    """BODY if it is a file that can go back to where it stands now, so that
+    a request can send it again; None for no body, bytes, or a pipe."""
+    if body is None or isinstance(body, (bytes, bytearray)):
+        return None
+    seekable = getattr(body, 'seekable', None)
+    return body if seekable is not None and seekable() else None
+
+
 class Reader(Protocol):
     """What `stream()` returns as the body: read it, then close it."""
 

@@ -71,7 +71,7 @@ class Diagnostic(dict):
         equal = self.__eq__(other)
         return equal if equal is NotImplemented else not equal
 
-    __hash__ = None  # type: ignore[assignment]
+    __hash__ = None
 
     @property
     def code(self) -> Optional[str]:
@@ -244,7 +244,7 @@ class Transport:
         self._transport = streaming.streaming(transport)
         self._action = action
         self._lock = threading.Lock()
-        self._creds = docker_creds.Anonymous()
+        self._creds: docker_creds.Provider = docker_creds.Anonymous()
         self._bearer = False
         # Extra scopes, e.g. pull on the source repository of a mount.
         self._scopes = [name.scope(action)] + [
@@ -461,9 +461,10 @@ class Transport:
                      accepted_mimes: Optional[Sequence[str]],
                      headers: Optional[Mapping[str, str]]
                      ) -> Tuple[streaming.Response, streaming.Reader]:
-        rewindable = body is None or isinstance(body, (bytes, bytearray)) or (
-            hasattr(body, 'seekable') and body.seekable())
-        start = body.tell() if rewindable and hasattr(body, 'tell') else None
+        file = streaming.seekable_file(body)
+        rewindable = (body is None or isinstance(body, (bytes, bytearray))
+                      or file is not None)
+        start = file.tell() if file is not None else None
         for attempt in range(retry_policy.AUTH_ATTEMPTS):
             resp, reader = self._transport.stream(
                 url, method, body,
@@ -477,8 +478,8 @@ class Transport:
                 logging.info('Authenticating for %s', self._name)
                 if self._bearer:
                     self._Refresh()
-                if start is not None:
-                    body.seek(start)
+                if file is not None and start is not None:
+                    file.seek(start)
                 continue
             break
         _check_same_manifest_path(url, method, resp, reader)
@@ -538,7 +539,7 @@ class Transport:
                          content_type: Optional[str] = None
                          ) -> Iterator[Tuple[streaming.Response, bytes]]:
         """Yields each page, following `Link: <...>; rel="next"`."""
-        next_page = url
+        next_page: Optional[str] = url
         while next_page:
             resp, content = self.Request(next_page, accepted_codes, method,
                                          body, content_type)
