@@ -475,6 +475,127 @@ def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
 OCI_REF_NAME = 'org.opencontainers.image.ref.name'
 
 
+class _LayoutWrite:
+    """One pull into an OCI layout: blobs first, then one `index.json`
+    entry, written holding the lock `index.json.lock` so that concurrent
+    pulls into one layout keep each other's entries. `abandon` takes back
+    the blobs placed, except those the index names (a concurrent pull may
+    share them)."""
+
+    def __init__(self, directory: str, cache_directory: Optional[str]):
+        self.blobs = os.path.join(directory, 'blobs', 'sha256')
+        self._made = [path for path in (os.path.dirname(self.blobs),
+                                        self.blobs)
+                      if not os.path.isdir(path)]
+        os.makedirs(self.blobs, exist_ok=True)
+        self.out = _Output(directory)
+        self.out.remove_leftovers()
+        self.out.remove_leftovers(os.path.join('blobs', 'sha256'))
+        self._cache_directory = cache_directory
+        # Digest -> the bytes (manifests, configs), or None (fetched).
+        self._written: Dict[str, Optional[bytes]] = {}
+        self._fetchers: Dict[str, Callable[[], None]] = {}
+
+    def _path(self, digest: str) -> str:
+        docker_digest.check_form(digest, 'a blob of the layout')
+        return os.path.join(self.blobs, digest.split(':', 1)[1])
+
+    def _intact(self, digest: str) -> bool:
+        """Whether the layout already holds DIGEST, undamaged."""
+        try:
+            return _file_digest(self._path(digest)) == digest
+        except OSError:
+            return False
+
+    def _put(self, digest: str) -> None:
+        data = self._written[digest]
+        if data is None:
+            self._fetchers[digest]()
+        else:
+            self.out.write(os.path.relpath(self._path(digest),
+                                           self.out.directory), data)
+
+    def _put_unless_intact(self, digest: str) -> None:
+        if not self._intact(digest):
+            self._put(digest)
+
+    def fetch_layers(self, image: docker_image.DockerImage,
+                     threads: int) -> None:
+        """Puts IMAGE's layers in place (in parallel), each verified."""
+        fetch = _blob_fetcher(image, self._cache_directory)
+        layers = sorted(set(image.fs_layers()) - set(self._written))
+        for digest in layers:
+            self._written[digest] = None
+            self._fetchers[digest] = functools.partial(
+                fetch, self.out, digest, self._path(digest),
+                'layer %s' % digest)
+        _run_parallel(threads, [functools.partial(self._put_unless_intact, d)
+                                for d in layers])
+
+    def put_document(self, data: bytes) -> str:
+        """Puts DATA (a manifest or config) in place; returns its digest."""
+        digest = docker_digest.SHA256(data)
+        if digest not in self._written:
+            self._written[digest] = data
+            self._put_unless_intact(digest)
+        return digest
+
+    def commit(self, entry: Dict, ref_name: Optional[str]) -> None:
+        """Adds ENTRY to the index, once every blob is in place."""
+        with file_lock.exclusive(self.out.path(INDEX_LOCK)):
+            try:
+                # A concurrent pull that failed may have taken back a blob
+                # this one found in place and skipped.
+                for digest in self._written:
+                    if not os.path.isfile(self._path(digest)):
+                        self._put(digest)
+                _add_to_index(self.out, entry, ref_name)
+            except BaseException:
+                _discard_unreferenced(self.out, self.blobs)
+                raise
+
+    def abandon(self) -> None:
+        if self.out.placed():
+            try:
+                with file_lock.exclusive(self.out.path(INDEX_LOCK),
+                                         _CLEANUP_LOCK_WAIT):
+                    _discard_unreferenced(self.out, self.blobs)
+            except file_lock.LockTimeout:
+                # Blobs are complete and checked: keeping them is harmless.
+                self.out.discard(keep=lambda path: path.startswith(self.blobs))
+        else:
+            self.out.discard()
+        for path in reversed(self._made):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
+def _index_entry(media_type: str, manifest: bytes,
+                 ref_name: Optional[str]) -> Dict:
+    entry = {'mediaType': media_type,
+             'digest': docker_digest.SHA256(manifest),
+             'size': len(manifest)}
+    if ref_name:
+        entry['annotations'] = {OCI_REF_NAME: ref_name}
+    return entry
+
+
+def _write_image(layout: _LayoutWrite, image: docker_image.DockerImage,
+                 threads: int) -> bytes:
+    """Puts IMAGE's layers, config and manifest into LAYOUT; returns the
+    manifest's bytes."""
+    config = _checked_config(image, len(image.fs_layers())).encode('utf8')
+    layout.fetch_layers(image, threads)
+    docker_digest.check(image.config_blob(), docker_digest.SHA256(config),
+                        'config')
+    layout.put_document(config)
+    manifest = image.manifest().encode('utf8')
+    layout.put_document(manifest)
+    return manifest
+
+
 def oci_layout(image: docker_image.DockerImage, directory: str,
                threads: int = 1, cache_directory: Optional[str] = None,
                ref_name: Optional[str] = None) -> str:
@@ -483,94 +604,91 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     A Docker schema 2 image is relabelled with OCI media types (blobs are
     unchanged), since OCI tools read only those. The layout may already hold
     other images: `index.json` gains (or replaces) the entry named REF_NAME,
-    and is written last, holding the lock `index.json.lock` so that
-    concurrent pulls into one layout keep each other's entries. A failed
-    pull removes the blobs it placed, except those the index names (a
-    concurrent pull may share them). Returns the digest of the manifest
-    written.
+    and is written last (see `_LayoutWrite`). A failed pull removes the
+    blobs it placed, except those the index names. Returns the digest of
+    the manifest written.
     """
     from containerregistry.client.v2_2 import media_types
     from containerregistry.client.v2_2 import oci_compat
     if image.media_type() == media_types.MANIFEST_SCHEMA2_MIME:
         image = oci_compat.OCIFromV22(image)
-    blobs = os.path.join(directory, 'blobs', 'sha256')
-    made = [path for path in (os.path.dirname(blobs), blobs)
-            if not os.path.isdir(path)]
-    os.makedirs(blobs, exist_ok=True)
-    out = _Output(directory)
-    out.remove_leftovers()
-    out.remove_leftovers(os.path.join('blobs', 'sha256'))
-    fetch = _blob_fetcher(image, cache_directory)
+    return _into_layout(directory, cache_directory, ref_name,
+                        image.media_type(),
+                        lambda layout: _write_image(layout, image, threads))
 
-    def blob_path(digest: str) -> str:
-        docker_digest.check_form(digest, 'a blob of the layout')
-        return os.path.join(blobs, digest.split(':', 1)[1])
 
-    def intact(digest: str) -> bool:
-        """Whether the layout already holds DIGEST, undamaged."""
-        try:
-            return _file_digest(blob_path(digest)) == digest
-        except OSError:
-            return False
-
-    def put(digest: str, data: Optional[bytes] = None) -> None:
-        """Writes blob DIGEST: DATA, or the image's blob, fetched."""
-        if data is None:
-            fetch(out, digest, blob_path(digest), 'layer %s' % digest)
-        else:
-            out.write(os.path.relpath(blob_path(digest), directory), data)
-
-    def put_unless_intact(digest: str, data: Optional[bytes] = None) -> None:
-        if not intact(digest):
-            put(digest, data)
-
+def _into_layout(directory: str, cache_directory: Optional[str],
+                 ref_name: Optional[str], media_type: str,
+                 write: Callable[[_LayoutWrite], bytes]) -> str:
+    """Runs WRITE (which puts a manifest and its blobs into the layout at
+    DIRECTORY and returns the manifest) and adds its entry to the index;
+    a failure takes it all back. Returns the manifest's digest."""
+    layout = _LayoutWrite(directory, cache_directory)
     try:
-        layers = sorted(set(image.fs_layers()))
-        config_bytes = _checked_config(
-            image, len(image.fs_layers())).encode('utf8')
-        _run_parallel(threads, [functools.partial(put_unless_intact, d)
-                                for d in layers])
-        docker_digest.check(image.config_blob(),
-                            docker_digest.SHA256(config_bytes), 'config')
-        manifest = image.manifest().encode('utf8')
-        digest = docker_digest.SHA256(manifest)
-        small = {docker_digest.SHA256(config_bytes): config_bytes,
-                 digest: manifest}
-        for blob_digest, data in small.items():
-            put_unless_intact(blob_digest, data)
-        entry = {'mediaType': image.media_type(), 'digest': digest,
-                 'size': len(manifest)}
-        if ref_name:
-            entry['annotations'] = {OCI_REF_NAME: ref_name}
-        with file_lock.exclusive(out.path(INDEX_LOCK)):
-            try:
-                # A concurrent pull that failed may have taken back a blob
-                # this one found in place and skipped.
-                for blob_digest in layers + list(small):
-                    if not os.path.isfile(blob_path(blob_digest)):
-                        put(blob_digest, small.get(blob_digest))
-                _add_to_index(out, entry, ref_name)
-            except BaseException:
-                _discard_unreferenced(out, blobs)
-                raise
-        return digest
+        manifest = write(layout)
+        entry = _index_entry(media_type, manifest, ref_name)
+        layout.commit(entry, ref_name)
+        return entry['digest']
     except BaseException:
-        if out.placed():
-            try:
-                with file_lock.exclusive(out.path(INDEX_LOCK),
-                                         _CLEANUP_LOCK_WAIT):
-                    _discard_unreferenced(out, blobs)
-            except file_lock.LockTimeout:
-                # Blobs are complete and checked: keeping them is harmless.
-                out.discard(keep=lambda path: path.startswith(blobs))
-        else:
-            out.discard()
-        for path in reversed(made):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+        layout.abandon()
         raise
+
+
+class IncompleteListError(Exception):
+    """A list names a manifest that cannot be kept in the layout."""
+
+
+# Lists within lists followed before giving up.
+_MAX_LIST_NESTING = 4
+
+
+def _write_whole(layout: _LayoutWrite, whole, threads: int,
+                 include_attestations: bool, depth: int = 0) -> bytes:
+    """Puts WHOLE (an image, or a list and the children it names) into
+    LAYOUT, bytes as served; returns its manifest's bytes."""
+    from containerregistry.client.v2_2 import docker_image_list
+    if not isinstance(whole, docker_image_list.DockerImageList):
+        return _write_image(layout, whole, threads)
+    if depth >= _MAX_LIST_NESTING:
+        raise IncompleteListError('lists nest more than %d deep'
+                                  % _MAX_LIST_NESTING)
+    manifest = whole.manifest().encode('utf8')
+    for descriptor, child in whole.entries():
+        if (docker_image_list.is_attestation(descriptor)
+                and not include_attestations):
+            logging.info('Leaving out attestation %s', descriptor['digest'])
+            continue
+        if child is None:
+            raise IncompleteListError(
+                'the list names %s of media type %s, which cannot be copied'
+                % (descriptor.get('digest'), descriptor.get('mediaType')))
+        with child:
+            written = _write_whole(layout, child, threads,
+                                   include_attestations, depth + 1)
+        docker_digest.check(descriptor['digest'],
+                            docker_digest.SHA256(written),
+                            'manifest %s' % descriptor['digest'])
+    layout.put_document(manifest)
+    return manifest
+
+
+def oci_layout_whole(whole, directory: str, threads: int = 1,
+                     cache_directory: Optional[str] = None,
+                     ref_name: Optional[str] = None,
+                     include_attestations: bool = False) -> str:
+    """Writes WHOLE, a manifest list or index with every image it names
+    (or one image), into an OCI image layout at DIRECTORY, byte for byte.
+
+    Nothing is relabelled: the `index.json` entry names the manifest with
+    the digest and media type the registry serves (a Docker manifest list
+    stays one), and every child manifest keeps its digest. Attestation
+    entries stay in the list, but their manifests and blobs are written
+    only with INCLUDE_ATTESTATIONS. Returns the digest of WHOLE.
+    """
+    return _into_layout(directory, cache_directory, ref_name,
+                        whole.media_type(),
+                        lambda layout: _write_whole(layout, whole, threads,
+                                                    include_attestations))
 
 
 # Beside `index.json`: pulls into one layout take turns with the index.
