@@ -262,3 +262,41 @@ def test_flag_errors(registry, repo_name, pull):
         proc = pull(name, *flags)
         pull.assert_failed(proc, message)
         assert not os.path.exists(proc.directory)
+
+
+def test_nested_index_round_trips(registry, repo_name, pull, tools):
+    """An index naming another index: both are kept, with every image."""
+    inner = images.push_index(registry, repo_name + ':inner', _PLATFORMS[:2],
+                              fmt='oci', seed=47)
+    extra = images.push_image(registry, repo_name + ':extra',
+                              [images.make_layer(471)], fmt='oci',
+                              platform={'os': 'linux', 'architecture': 's390x'})
+    outer = json.dumps({
+        'schemaVersion': 2, 'mediaType': images.OCI_INDEX,
+        'manifests': [
+            {'mediaType': images.OCI_INDEX, 'digest': inner.digest,
+             'size': len(inner.manifest)},
+            {'mediaType': images.OCI_MANIFEST, 'digest': extra.digest,
+             'size': len(extra.manifest),
+             'platform': {'os': 'linux', 'architecture': 's390x'}}],
+    }).encode()
+    digest = images.put_manifest(registry, repo_name, 'outer', outer,
+                                 images.OCI_INDEX)
+    assert digest == images.sha256(outer)
+    proc = pull('%s/%s:outer' % (registry.host, repo_name), '--format', 'oci',
+                '--all-platforms')
+    assert proc.returncode == 0, proc.stderr
+    layout = proc.directory
+    entry, = ol.index_entries(layout)
+    assert entry['digest'] == digest
+    assert _blob_names(layout) == _hex(
+        _expected_blobs(inner) | {digest, extra.digest, extra.config_digest,
+                                  extra.layers[0].digest})
+    assert ol.read_blob(layout, digest) == outer
+
+    name = '%s/%s-copy:outer' % (registry.host, repo_name)
+    pushed = tools.pusher(name, '--oci-layout', layout)
+    assert ph.published_digest(pushed, name) == digest
+    assert images.skopeo_inspect_raw(registry, name) == outer
+    back = '%s/%s-copy@%s' % (registry.host, repo_name, inner.digest)
+    assert images.skopeo_inspect_raw(registry, back) == inner.manifest

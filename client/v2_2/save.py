@@ -519,18 +519,20 @@ class _LayoutWrite:
         if not self._intact(digest):
             self._put(digest)
 
-    def fetch_layers(self, image: docker_image.DockerImage,
+    def fetch_layers(self, images: List[docker_image.DockerImage],
                      threads: int) -> None:
-        """Puts IMAGE's layers in place (in parallel), each verified."""
-        fetch = _blob_fetcher(image, self._cache_directory)
-        layers = sorted(set(image.fs_layers()) - set(self._written))
-        for digest in layers:
-            self._written[digest] = None
-            self._fetchers[digest] = functools.partial(
-                fetch, self.out, digest, self._path(digest),
-                'layer %s' % digest)
-        _run_parallel(threads, [functools.partial(self._put_unless_intact, d)
-                                for d in layers])
+        """Puts the layers of IMAGES in place (in parallel), each verified."""
+        tasks = []
+        for image in images:
+            fetch = _blob_fetcher(image, self._cache_directory)
+            for digest in sorted(set(image.fs_layers()) - set(self._written)):
+                self._written[digest] = None
+                self._fetchers[digest] = functools.partial(
+                    fetch, self.out, digest, self._path(digest),
+                    'layer %s' % digest)
+                tasks.append(functools.partial(self._put_unless_intact,
+                                               digest))
+        _run_parallel(threads, tasks)
 
     def put_document(self, data: bytes) -> str:
         """Puts DATA (a manifest or config) in place; returns its digest."""
@@ -582,20 +584,6 @@ def _index_entry(media_type: str, manifest: bytes,
     return entry
 
 
-def _write_image(layout: _LayoutWrite, image: docker_image.DockerImage,
-                 threads: int) -> bytes:
-    """Puts IMAGE's layers, config and manifest into LAYOUT; returns the
-    manifest's bytes."""
-    config = _checked_config(image, len(image.fs_layers())).encode('utf8')
-    layout.fetch_layers(image, threads)
-    docker_digest.check(image.config_blob(), docker_digest.SHA256(config),
-                        'config')
-    layout.put_document(config)
-    manifest = image.manifest().encode('utf8')
-    layout.put_document(manifest)
-    return manifest
-
-
 def oci_layout(image: docker_image.DockerImage, directory: str,
                threads: int = 1, cache_directory: Optional[str] = None,
                ref_name: Optional[str] = None) -> str:
@@ -614,7 +602,7 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
         image = oci_compat.OCIFromV22(image)
     return _into_layout(directory, cache_directory, ref_name,
                         image.media_type(),
-                        lambda layout: _write_image(layout, image, threads))
+                        lambda layout: _write_whole(layout, image, threads))
 
 
 def _into_layout(directory: str, cache_directory: Optional[str],
@@ -642,17 +630,26 @@ class IncompleteListError(Exception):
 _MAX_LIST_NESTING = 4
 
 
-def _write_whole(layout: _LayoutWrite, whole, threads: int,
-                 include_attestations: bool, depth: int = 0) -> bytes:
-    """Puts WHOLE (an image, or a list and the children it names) into
-    LAYOUT, bytes as served; returns its manifest's bytes."""
+def _plan(whole, include_attestations: bool, opened: contextlib.ExitStack,
+          images: List[docker_image.DockerImage], documents: List[bytes],
+          depth: int = 0) -> bytes:
+    """Opens the images of WHOLE (an image, or a list and the children it
+    names) into IMAGES, and gathers their configs and manifests (and the
+    lists') into DOCUMENTS, each checked against the digest naming it.
+    Returns WHOLE's manifest, as served."""
     from containerregistry.client.v2_2 import docker_image_list
     if not isinstance(whole, docker_image_list.DockerImageList):
-        return _write_image(layout, whole, threads)
+        # First, so that no layer is fetched for an image refused.
+        config = _checked_config(whole, len(whole.fs_layers())).encode('utf8')
+        docker_digest.check(whole.config_blob(), docker_digest.SHA256(config),
+                            'config')
+        images.append(whole)
+        manifest = whole.manifest().encode('utf8')
+        documents.extend([config, manifest])
+        return manifest
     if depth >= _MAX_LIST_NESTING:
         raise IncompleteListError('lists nest more than %d deep'
                                   % _MAX_LIST_NESTING)
-    manifest = whole.manifest().encode('utf8')
     for descriptor, child in whole.entries():
         if (docker_image_list.is_attestation(descriptor)
                 and not include_attestations):
@@ -662,14 +659,30 @@ def _write_whole(layout: _LayoutWrite, whole, threads: int,
             raise IncompleteListError(
                 'the list names %s of media type %s, which cannot be copied'
                 % (descriptor.get('digest'), descriptor.get('mediaType')))
-        with child:
-            written = _write_whole(layout, child, threads,
-                                   include_attestations, depth + 1)
+        written = _plan(opened.enter_context(child), include_attestations,
+                        opened, images, documents, depth + 1)
         docker_digest.check(descriptor['digest'],
                             docker_digest.SHA256(written),
                             'manifest %s' % descriptor['digest'])
-    layout.put_document(manifest)
+    manifest = whole.manifest().encode('utf8')
+    documents.append(manifest)
     return manifest
+
+
+def _write_whole(layout: _LayoutWrite, whole, threads: int,
+                 include_attestations: bool = False) -> bytes:
+    """Puts WHOLE (see `_plan`) into LAYOUT, bytes as served: the layers of
+    all its images at once, then configs and manifests. Returns WHOLE's
+    manifest."""
+    with contextlib.ExitStack() as opened:
+        images: List[docker_image.DockerImage] = []
+        documents: List[bytes] = []
+        manifest = _plan(whole, include_attestations, opened, images,
+                         documents)
+        layout.fetch_layers(images, threads)
+        for document in documents:
+            layout.put_document(document)
+        return manifest
 
 
 def oci_layout_whole(whole, directory: str, threads: int = 1,
