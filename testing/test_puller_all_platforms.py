@@ -72,6 +72,10 @@ def test_docker_list_is_kept_as_served(registry, repo_name, pull, tmp_path):
     layout = proc.directory
     _assert_whole(layout, index, 'multi')
     assert _blob_names(layout) == _hex(_expected_blobs(index))
+    # What the README says of OCI tools and Docker's list type.
+    refused = _skopeo('inspect', '--raw', 'oci:%s:multi' % layout)
+    assert refused.returncode != 0
+    assert 'no descriptor found for reference' in refused.stderr
 
 
 def test_docker_list_is_pushed_back_under_its_digest(registry, repo_name, pull,

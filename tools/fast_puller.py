@@ -1,8 +1,10 @@
 """puller.par: pulls an image from a registry into the fast on-disk layout.
 
 A manifest list or OCI index is resolved to the child for the platform
-flags. Layers download in parallel, stream to disk and are checked against
-their digests; `--cache` shares verified layers between pulls.
+flags, or, with `--format oci --all-platforms`, written whole with every
+image it names, bytes as served. Layers download in parallel, stream to
+disk and are checked against their digests; `--cache` shares verified
+layers between pulls.
 """
 import logging
 from typing import Optional
