@@ -375,7 +375,6 @@ class FromOCILayout(docker_image.DockerImage):
         return '<FromOCILayout %s %s>' % (self._directory, self.digest())
 
 
-
 class FromOCILayoutIndex(docker_image_list.FromList):
     """A manifest list or index in an OCI image layout, with its children.
 
