@@ -259,3 +259,54 @@ def test_entry_without_media_type_is_typed_by_its_manifest(tmp_path):
     with FromOCILayout(layout) as image:
         assert image.media_type() == images.DOCKER_MANIFEST
         assert image.digest() == built.digest
+
+
+def _index_layout(directory, children, fmt='oci', attestations=()):
+    """A layout whose one entry, 'all', is a list over CHILDREN."""
+    top = images.build_list(children, fmt, attestations)
+    for built in [*children, *attestations]:
+        for data in [built.manifest, *built.blobs().values()]:
+            ol.put_blob(directory, data)
+    ol.put_blob(directory, top)
+    media_type = json.loads(top)['mediaType']
+    ol.write_index(directory, [{'mediaType': media_type, 'digest':
+                                images.sha256(top), 'size': len(top),
+                                'annotations': {ol.REF_NAME: 'all'}}])
+    return top
+
+
+@pytest.mark.parametrize('fmt', ['oci', 'docker'])
+def test_open_layout_gives_an_index_whole(tmp_path, fmt):
+    children = [images.build_image(_tars(30 + i), fmt, platform)
+                for i, platform in enumerate(
+                    [{'os': 'linux', 'architecture': 'arm64'},
+                     {'os': 'linux', 'architecture': 'amd64'}])]
+    layout = str(tmp_path / 'l')
+    top = _index_layout(layout, children, fmt)
+    with oci_layout_image.open_layout(layout, 'all') as whole:
+        assert whole.manifest().encode() == top
+        assert whole.digest() == images.sha256(top)
+        assert whole.media_type() == json.loads(top)['mediaType']
+        got = [(dict(p), child.digest()) for p, child in whole]
+        assert got == [(dict(c.platform), c.digest) for c in children]
+        assert whole.resolve().digest() == children[1].digest
+    # The image sources still resolve the entry to linux/amd64.
+    with FromOCILayout(layout, 'all') as image:
+        assert image.digest() == children[1].digest
+
+
+def test_index_missing_a_child_is_refused_up_front(tmp_path):
+    child = images.build_image(_tars(40), 'oci')
+    attestation = images.build_attestation(child, 40)
+    layout = str(tmp_path / 'l')
+    _index_layout(layout, [child], attestations=[attestation])
+    os.remove(ol.blob_path(layout, attestation.digest))
+    with pytest.raises(OCILayoutError) as caught:
+        oci_layout_image.open_layout(layout)
+    assert attestation.digest in str(caught.value)
+    assert '--include-attestations' in str(caught.value)
+    os.remove(ol.blob_path(layout, child.layers[0].digest))
+    with pytest.raises(OCILayoutError) as caught:
+        oci_layout_image.open_layout(layout)
+    assert 'layer blob %s is missing' % child.layers[0].digest in str(
+        caught.value)

@@ -1,10 +1,13 @@
 """puller.par: pulls an image from a registry into the fast on-disk layout.
 
 A manifest list or OCI index is resolved to the child for the platform
-flags. Layers download in parallel, stream to disk and are checked against
-their digests; `--cache` shares verified layers between pulls.
+flags, or, with `--format oci --all-platforms`, written whole with every
+image it names, bytes as served. Layers download in parallel, stream to
+disk and are checked against their digests; `--cache` shares verified
+layers between pulls.
 """
 import logging
+from typing import Optional
 
 from containerregistry.tools import cli
 from containerregistry.tools import errors
@@ -19,6 +22,7 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--client-config-dir CLIENT_CONFIG_DIR]
                    [--stderrthreshold STDERRTHRESHOLD]
                    [--cache CACHE] [--format {fast,oci}]
+                   [--all-platforms] [--include-attestations]
                    [--log-file LOG_FILE]
                    [--insecure-registry HOST[:PORT]] [--timeout SECONDS]"""
 
@@ -57,6 +61,18 @@ parser.add_argument(
           '"oci" (an OCI image layout, for skopeo, umoci and other OCI '
           'tools).'))
 
+parser.add_argument(
+    '--all-platforms', action='store_true',
+    help=('With --format oci: write a manifest list or index whole, with '
+          'every image it names, bytes and digests as served, instead of '
+          'the image for one platform.'))
+
+parser.add_argument(
+    '--include-attestations', action='store_true',
+    help=('With --all-platforms: also write the attestation manifests '
+          '(provenance, SBOMs) the list names, which are left out '
+          'otherwise.'))
+
 logging_setup.DefineLogFileArg(parser)
 
 cli.add_insecure_registry_flag(parser)
@@ -66,10 +82,30 @@ cli.add_timeout_flag(parser)
 _THREADS = 8
 
 
+def _flag_error(args) -> Optional[str]:
+    """The one-line error for --all-platforms and --include-attestations
+    given where they cannot apply."""
+    if args.include_attestations and not args.all_platforms:
+        return '--include-attestations requires --all-platforms.'
+    if not args.all_platforms:
+        return None
+    if args.format != 'oci':
+        return ('--all-platforms requires --format oci: the fast layout '
+                'holds one image.')
+    given = platform_args.given(args)
+    if given:
+        return ('--all-platforms writes every platform; it cannot be '
+                'combined with %s.' % ', '.join(given))
+    return None
+
+
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
     cli.start_deadline(args)
+    message = _flag_error(args)
+    if message:
+        cli.fatal(message)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name
@@ -93,6 +129,17 @@ def _pull(args, name, creds, transport, platform) -> None:
     from containerregistry.tools import progress_line
     try:
         logging.info('Pulling %s', name)
+        if args.all_platforms:
+            with docker_image_list.open_whole(name, creds, transport) as whole, \
+                    progress_line.on_stderr('Pulling', 'Pulled') as reporter:
+                save.oci_layout_whole(
+                    whole, args.directory, threads=_THREADS,
+                    cache_directory=args.cache,
+                    ref_name=getattr(name, 'tag', None),
+                    include_attestations=args.include_attestations,
+                    reporter=reporter)
+            logging.info('Pulled %s into %s', name, args.directory)
+            return
         with docker_image_list.open_image(name, creds, transport,
                                           platform) as image, \
                 progress_line.on_stderr('Pulling', 'Pulled') as reporter:

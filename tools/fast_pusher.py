@@ -211,7 +211,8 @@ def _check_readable(path: str, what: str) -> None:
 def open_image(args: argparse.Namespace):
     """The image the pusher and digester flags describe.
 
-    A FromOCILayout for `--oci-layout`, else a FromDisk.
+    For `--oci-layout`, the image or the whole index its entry names (see
+    `oci_layout_image.open_layout`), else a FromDisk.
 
     Everything local is checked here, cheaply: files exist and are
     readable, the config is a JSON object whose rootfs.diff_ids (if any)
@@ -223,7 +224,7 @@ def open_image(args: argparse.Namespace):
     is then never written).
     """
     if args.oci_layout is not None:
-        return oci_layout_args.open_image(args)
+        return oci_layout_args.open_whole(args)
     from containerregistry.client.v2_2 import disk_image
     from containerregistry.client.v2_2 import tarball_image
 

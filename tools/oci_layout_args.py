@@ -42,3 +42,10 @@ def open_image(args: argparse.Namespace):
     """The image --oci-layout and --oci-ref name (a FromOCILayout)."""
     from containerregistry.client.v2_2 import oci_layout_image
     return oci_layout_image.FromOCILayout(args.oci_layout, args.oci_ref)
+
+
+def open_whole(args: argparse.Namespace):
+    """What --oci-layout and --oci-ref name, whole: an image, or an index
+    with every image it names (pushed and digested as the index)."""
+    from containerregistry.client.v2_2 import oci_layout_image
+    return oci_layout_image.open_layout(args.oci_layout, args.oci_ref)

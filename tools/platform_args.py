@@ -58,11 +58,16 @@ def _words(values: Iterable[str] | None) -> list[str]:
     return words
 
 
-def FromArgs(args: Any) -> Platform:
-    """The Platform described by the parsed flags; unset or empty are left out.
+def given(args: Any) -> list[str]:
+    """The platform flags given a value (empty values are not), e.g.
+    `['--architecture']`."""
+    content = _content(args)
+    return ['--' + attr.replace('_', '-') for key, attr, _ in _FIELDS
+            if key in content]
 
-    Absent keys take Platform's defaults (linux/amd64).
-    """
+
+def _content(args: Any) -> dict[str, Any]:
+    """Platform key -> value of the flags given a value."""
     content: dict[str, Any] = {}
     for key, attr, is_list in _FIELDS:
         value = getattr(args, attr, None)
@@ -72,4 +77,12 @@ def FromArgs(args: Any) -> Platform:
                 content[key] = words
         elif value and value.strip():
             content[key] = value.strip()
-    return Platform(content)
+    return content
+
+
+def FromArgs(args: Any) -> Platform:
+    """The Platform described by the parsed flags; unset or empty are left out.
+
+    Absent keys take Platform's defaults (linux/amd64).
+    """
+    return Platform(_content(args))

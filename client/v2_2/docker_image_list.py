@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ['Platform', 'DockerImageList', 'Delegate', 'FromRegistry',
            'FromList', 'DigestMismatchedError', 'InvalidMediaTypeError',
            'PlatformNotFoundError',
-           'open_image']
+           'open_image', 'open_whole', 'is_attestation']
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
 
@@ -99,6 +99,34 @@ class DockerImageList(metaclass=abc.ABCMeta):
     def __iter__(self) -> Iterator[Tuple[Optional[Platform],
                                          docker_image.DockerImage]]:
         """Yields (platform, image) for each entry."""
+
+    def entries(self) -> List[Tuple[Dict[str, Any], Any]]:
+        """(descriptor, child) for each entry of the manifest, in order;
+        the child is None where this client cannot read the entry.
+
+        This default pairs the descriptors with what iterating gives, which
+        holds for lists whose iteration yields every entry in order.
+        """
+        descriptors = json.loads(self.manifest()).get('manifests', [])
+        children = [child for _, child in self]
+        if len(children) != len(descriptors):
+            raise InvalidMediaTypeError(
+                'the list names %d manifests but gives %d'
+                % (len(descriptors), len(children)))
+        return list(zip(descriptors, children))
+
+
+# What buildx marks its attestation manifests with (`unknown/unknown`).
+_REFERENCE_TYPE = 'vnd.docker.reference.type'
+_ATTESTATION = 'attestation-manifest'
+
+
+def is_attestation(descriptor: Dict[str, Any]) -> bool:
+    """Whether a list entry is an attestation manifest (provenance, SBOM)
+    rather than an image for a platform."""
+    annotations = descriptor.get('annotations')
+    return (isinstance(annotations, dict)
+            and annotations.get(_REFERENCE_TYPE) == _ATTESTATION)
 
 
 def _describe(platform: Dict[str, Any]) -> str:
@@ -186,28 +214,38 @@ class FromRegistry(DockerImageList):
                 and 'manifests' in manifest
                 and self.media_type() in self._accepted_mimes)
 
+    def _child(self, entry: Dict[str, Any]
+               ) -> Tuple[docker_name.Digest, Optional[_Child]]:
+        """The name of ENTRY's manifest, and the child reading it (None
+        for a media type this client cannot read)."""
+        from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
+        name = docker_name.Digest('{base}@{digest}'.format(
+            base=self._name.as_repository(), digest=entry['digest']))
+        media_type = entry.get('mediaType', '')
+        transport = self._image.transport()
+        if media_type in media_types.MANIFEST_LIST_MIMES:
+            return name, FromRegistry.FromTransport(name, transport,
+                                                    [media_type])
+        if media_type in media_types.SUPPORTED_MANIFEST_MIMES:
+            return name, registry_image.FromRegistry.FromTransport(
+                name, transport, [media_type])
+        return name, None
+
+    def entries(self) -> List[Tuple[Dict[str, Any], Any]]:
+        return [(entry, self._child(entry)[1])
+                for entry in json.loads(self.manifest()).get('manifests', [])]
+
     def images(self) -> List[Tuple[docker_name.Digest, Optional[Platform],
                                    _Child]]:
         """(name, platform or None, child) for each entry it can read."""
-        from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
         manifest = json.loads(self.manifest())
-        transport = self._image.transport()
         results: List[Tuple[docker_name.Digest, Optional[Platform],
                             _Child]] = []
         for entry in manifest.get('manifests', []):
-            name = docker_name.Digest('{base}@{digest}'.format(
-                base=self._name.as_repository(), digest=entry['digest']))
-            media_type = entry.get('mediaType', '')
-            child: _Child
-            if media_type in media_types.MANIFEST_LIST_MIMES:
-                child = FromRegistry.FromTransport(name, transport,
-                                                   [media_type])
-            elif media_type in media_types.SUPPORTED_MANIFEST_MIMES:
-                child = registry_image.FromRegistry.FromTransport(
-                    name, transport, [media_type])
-            else:
+            name, child = self._child(entry)
+            if child is None:
                 logging.info('Passing over %s of media type %r', name,
-                             media_type)
+                             entry.get('mediaType', ''))
                 continue
             platform = (Platform(entry['platform'])
                         if entry.get('platform') else None)
@@ -330,16 +368,10 @@ def _media_type(manifest: Dict[str, Any], served: str) -> str:
     return media_types.OCI_MANIFEST_MIME
 
 
-@contextlib.contextmanager
-def open_image(name: Union[docker_name.Tag, docker_name.Digest],
-               basic_creds: docker_creds.Provider, transport,
-               target: Optional[Platform] = None
-               ) -> Iterator[docker_image.DockerImage]:
-    """Opens NAME as one image; a list or index resolves to TARGET's child.
-
-    One ping, one token and one manifest request serve the whole pull,
-    where trying list, image and schema 1 in turn would repeat them.
-    """
+def _probe(name: Union[docker_name.Tag, docker_name.Digest],
+           basic_creds: docker_creds.Provider, transport
+           ) -> Tuple['docker_http.Transport', bytes, str]:
+    """(authenticated transport, manifest as served, its media type)."""
     from containerregistry.client.v2_2 import docker_http  # pylint: disable=import-outside-toplevel
     from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
     transport = docker_http.Transport(name, basic_creds, transport,
@@ -355,6 +387,21 @@ def open_image(name: Union[docker_name.Tag, docker_name.Digest],
         media_type = _media_type(parsed, probe.served_type())
     except InvalidMediaTypeError as e:
         raise InvalidMediaTypeError('%s: %s' % (name, e)) from None
+    return transport, raw, media_type
+
+
+@contextlib.contextmanager
+def open_image(name: Union[docker_name.Tag, docker_name.Digest],
+               basic_creds: docker_creds.Provider, transport,
+               target: Optional[Platform] = None
+               ) -> Iterator[docker_image.DockerImage]:
+    """Opens NAME as one image; a list or index resolves to TARGET's child.
+
+    One ping, one token and one manifest request serve the whole pull,
+    where trying list, image and schema 1 in turn would repeat them.
+    """
+    from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
+    transport, raw, media_type = _probe(name, basic_creds, transport)
     if media_type in media_types.MANIFEST_LIST_MIMES:
         image_list = FromRegistry.FromTransport(
             name, transport, [media_type], raw, media_type)
@@ -373,3 +420,27 @@ def open_image(name: Union[docker_name.Tag, docker_name.Digest],
             '%s: manifests of type %s are not supported' % (name, media_type))
     with image:
         yield image
+
+
+@contextlib.contextmanager
+def open_whole(name: Union[docker_name.Tag, docker_name.Digest],
+               basic_creds: docker_creds.Provider, transport
+               ) -> Iterator[Union[DockerImageList, docker_image.DockerImage]]:
+    """Opens NAME as served: a list or index as a list (its children
+    unresolved), an image as an image. Schema 1 is refused: it cannot be
+    kept byte for byte outside a registry that speaks it."""
+    from containerregistry.client.v2_2 import registry_image  # pylint: disable=import-outside-toplevel
+    transport, raw, media_type = _probe(name, basic_creds, transport)
+    whole: Union[DockerImageList, docker_image.DockerImage]
+    if media_type in media_types.MANIFEST_LIST_MIMES:
+        whole = FromRegistry.FromTransport(name, transport, [media_type],
+                                           raw, media_type)
+    elif media_type in media_types.SUPPORTED_MANIFEST_MIMES:
+        whole = registry_image.FromRegistry.FromTransport(
+            name, transport, [media_type], raw, media_type)
+    else:
+        raise InvalidMediaTypeError(
+            '%s: manifests of type %s cannot be kept as served in an OCI '
+            'layout' % (name, media_type))
+    with whole:
+        yield whole

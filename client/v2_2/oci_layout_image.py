@@ -6,7 +6,9 @@ is the digest `index.json` names, and a push publishes exactly those bytes.
 The image is picked by its `org.opencontainers.image.ref.name` annotation
 (needed only when the index holds more than one entry); an entry that is
 itself an index (skopeo's `copy --all`) resolves to its linux/amd64 image,
-as lists do elsewhere in the project.
+as lists do elsewhere in the project. `open_layout` instead gives such an
+entry whole, as a `FromOCILayoutIndex` of every image it names, which the
+pusher publishes byte for byte (the same index digest).
 
 The source implements only the core (manifest, media type, config, a blob
 stream that checks its digest as it is read, sizes from the descriptors);
@@ -16,10 +18,11 @@ import io
 import json
 import os
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, Union
 
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
+from containerregistry.client.v2_2 import docker_image_list
 from containerregistry.client.v2_2 import json_docs
 from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2 import platform
@@ -93,13 +96,51 @@ class _Reader(docker_digest.VerifyingReader):
 
 
 class FromOCILayout(docker_image.DockerImage):
-    """The image REF names in the OCI image layout at DIRECTORY."""
+    """The image REF names in the OCI image layout at DIRECTORY.
 
-    def __init__(self, directory: str, ref: Optional[str] = None):
+    With DESCRIPTOR, the image it names in the layout's blobs instead
+    (a child of an index; `index.json` is not read).
+    """
+
+    def __init__(self, directory: str, ref: Optional[str] = None,
+                 descriptor: Optional[Dict[str, Any]] = None):
+        self._start(directory)
+        if descriptor is None:
+            data, entry = self._resolve(self._entry(ref))
+        else:
+            data, entry = self._typed(descriptor)
+            if entry['mediaType'] not in media_types.SUPPORTED_MANIFEST_MIMES:
+                raise self._unsupported(entry)
+        self._media_type: str = entry['mediaType']
+        self._manifest = data.decode('utf8')
+        manifest = _parse(data, self._what())
+        self._config_descriptor = _check_descriptor(
+            manifest.get('config'), 'the config of %s' % self._what())
+        self._descriptors = self._check_manifest(manifest)
+        self._config = self._read_blob(self._config_descriptor,
+                                       'config').decode('utf8')
+
+    def _start(self, directory: str) -> None:
         self._directory = directory
         self._root = os.path.realpath(directory)
         self._lock = threading.Lock()
         self._intact: Dict[str, Tuple[int, int, int, int]] = {}
+
+    @classmethod
+    def _reader(cls, directory: str) -> 'FromOCILayout':
+        """An instance that only reads the layout's files and blobs (for
+        `open_layout`); it is no image until a manifest is loaded."""
+        reader = cls.__new__(cls)
+        reader._start(directory)
+        return reader
+
+    def _what(self) -> str:
+        return 'the manifest in %s' % self._directory
+
+    def _entry(self, ref: Optional[str]) -> Dict[str, Any]:
+        """The `index.json` entry named REF, once the layout is found to
+        be one."""
+        directory = self._directory
         if not os.path.isdir(directory):
             raise OCILayoutError(
                 'OCI layout %s %s' % (directory, 'is not a directory'
@@ -112,19 +153,21 @@ class FromOCILayout(docker_image.DockerImage):
                                  % directory)
         index = _parse(self._read_file('index.json'),
                        'index.json of %s' % directory)
-        entry = self._pick(index, ref)
-        data, entry = self._resolve(entry)
-        self._media_type: str = entry['mediaType']
-        self._manifest = data.decode('utf8')
-        manifest = _parse(data, self._what())
-        self._config_descriptor = _check_descriptor(
-            manifest.get('config'), 'the config of %s' % self._what())
-        self._descriptors = self._check_manifest(manifest)
-        self._config = self._read_blob(self._config_descriptor,
-                                       'config').decode('utf8')
+        return self._pick(index, ref)
 
-    def _what(self) -> str:
-        return 'the manifest in %s' % self._directory
+    def _unsupported(self, entry: Dict[str, Any]) -> OCILayoutError:
+        return OCILayoutError(
+            'the manifest %s in %s has media type %s; supported: %s'
+            % (entry['digest'], self._directory, entry['mediaType'],
+               ', '.join(media_types.SUPPORTED_MANIFEST_MIMES
+                         + media_types.MANIFEST_LIST_MIMES)))
+
+    def _typed(self, entry: Dict[str, Any]) -> Tuple[bytes, Dict[str, Any]]:
+        """The manifest ENTRY names, and ENTRY with its media type."""
+        data = self._read_blob(entry, 'manifest')
+        media_type = entry.get('mediaType') or _own_media_type(
+            _parse(data, 'manifest %s' % entry['digest']))
+        return data, dict(entry, mediaType=media_type)
 
     def _read_file(self, name: str) -> bytes:
         path = os.path.join(self._directory, name)
@@ -170,18 +213,12 @@ class FromOCILayout(docker_image.DockerImage):
         """
         target = platform.Platform()
         for _ in range(_MAX_NESTING):
-            data = self._read_blob(entry, 'manifest')
-            media_type = entry.get('mediaType') or _own_media_type(
-                _parse(data, 'manifest %s' % entry['digest']))
-            entry = dict(entry, mediaType=media_type)
+            data, entry = self._typed(entry)
+            media_type = entry['mediaType']
             if media_type in media_types.SUPPORTED_MANIFEST_MIMES:
                 return data, entry
             if media_type not in media_types.MANIFEST_LIST_MIMES:
-                raise OCILayoutError(
-                    'the manifest %s in %s has media type %s; supported: %s'
-                    % (entry['digest'], self._directory, media_type,
-                       ', '.join(media_types.SUPPORTED_MANIFEST_MIMES
-                                 + media_types.MANIFEST_LIST_MIMES)))
+                raise self._unsupported(entry)
             children = _parse(data, 'index %s' % entry['digest']).get(
                 'manifests')
             matching = [c for c in children or [] if isinstance(c, dict)
@@ -337,3 +374,67 @@ class FromOCILayout(docker_image.DockerImage):
     def __str__(self) -> str:
         return '<FromOCILayout %s %s>' % (self._directory, self.digest())
 
+
+class FromOCILayoutIndex(docker_image_list.FromList):
+    """A manifest list or index in an OCI image layout, with its children.
+
+    `manifest()` is the list as stored, so `digest()` is the digest its
+    descriptor names and a push publishes those bytes. Every child is
+    opened (and checked, as `FromOCILayout` checks an image) up front, so a
+    layout lacking one fails before the first request.
+    """
+
+    def __init__(self, directory: str, descriptor: Dict[str, Any],
+                 depth: int = 0):
+        reader = FromOCILayout._reader(directory)
+        data, entry = reader._typed(descriptor)
+        self._manifest = data.decode('utf8')
+        self._media_type = entry['mediaType']
+        children = _parse(data, 'index %s' % entry['digest']).get('manifests')
+        if not isinstance(children, list):
+            raise OCILayoutError('index %s in %s has no manifests list'
+                                 % (entry['digest'], directory))
+        images = []
+        for child in children:
+            child = _check_descriptor(child, 'an entry of index %s'
+                                      % entry['digest'])
+            try:
+                images.append((platform.Platform(child['platform'])
+                               if child.get('platform') else None,
+                               _open_entry(directory, child, depth + 1)))
+            except OCILayoutError as e:
+                if docker_image_list.is_attestation(child):
+                    raise OCILayoutError(
+                        '%s (an attestation: puller.par --all-platforms '
+                        'writes those only with --include-attestations)'
+                        % e) from e
+                raise
+        super().__init__(images)
+
+    def manifest(self) -> str:
+        return self._manifest
+
+    def media_type(self) -> str:
+        return self._media_type
+
+
+def _open_entry(directory: str, descriptor: Dict[str, Any], depth: int = 0):
+    """The image or index DESCRIPTOR names in the layout at DIRECTORY."""
+    if depth > _MAX_NESTING:
+        raise OCILayoutError('indexes in %s nest more than %d deep'
+                             % (directory, _MAX_NESTING))
+    media_type = descriptor.get('mediaType')
+    if not media_type:
+        reader = FromOCILayout._reader(directory)
+        media_type = reader._typed(descriptor)[1]['mediaType']
+    if media_type in media_types.MANIFEST_LIST_MIMES:
+        return FromOCILayoutIndex(directory, descriptor, depth)
+    return FromOCILayout(directory, descriptor=descriptor)
+
+
+def open_layout(directory: str, ref: Optional[str] = None
+                ) -> Union[FromOCILayout, FromOCILayoutIndex]:
+    """What REF names in the OCI layout at DIRECTORY, whole: an image, or
+    an index (or Docker manifest list) with every image it names."""
+    return _open_entry(directory,
+                       FromOCILayout._reader(directory)._entry(ref))

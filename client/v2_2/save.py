@@ -494,6 +494,128 @@ def fast(image: docker_image.DockerImage, directory: str, threads: int = 1,
 OCI_REF_NAME = 'org.opencontainers.image.ref.name'
 
 
+class _LayoutWrite:
+    """One pull into an OCI layout: blobs first, then one `index.json`
+    entry, written holding the lock `index.json.lock` so that concurrent
+    pulls into one layout keep each other's entries. `abandon` takes back
+    the blobs placed, except those the index names (a concurrent pull may
+    share them)."""
+
+    def __init__(self, directory: str, cache_directory: Optional[str],
+                 reporter: progress.Reporter):
+        self.blobs = os.path.join(directory, 'blobs', 'sha256')
+        self._made = [path for path in (os.path.dirname(self.blobs),
+                                        self.blobs)
+                      if not os.path.isdir(path)]
+        os.makedirs(self.blobs, exist_ok=True)
+        self.out = _Output(directory)
+        self.out.remove_leftovers()
+        self.out.remove_leftovers(os.path.join('blobs', 'sha256'))
+        self._cache_directory = cache_directory
+        self._reporter = reporter
+        # Digest -> the bytes (manifests, configs), or None (fetched).
+        self._written: Dict[str, Optional[bytes]] = {}
+        self._fetchers: Dict[str, Callable[[], None]] = {}
+
+    def _path(self, digest: str) -> str:
+        docker_digest.check_form(digest, 'a blob of the layout')
+        return os.path.join(self.blobs, digest.split(':', 1)[1])
+
+    def _intact(self, digest: str) -> bool:
+        """Whether the layout already holds DIGEST, undamaged."""
+        try:
+            return _file_digest(self._path(digest)) == digest
+        except OSError:
+            return False
+
+    def _put(self, digest: str) -> None:
+        data = self._written[digest]
+        if data is None:
+            self._fetchers[digest]()
+        else:
+            self.out.write(os.path.relpath(self._path(digest),
+                                           self.out.directory), data)
+
+    def _put_unless_intact(self, digest: str) -> None:
+        if not self._intact(digest):
+            self._put(digest)
+
+    def fetch_layers(self, images: List[docker_image.DockerImage],
+                     threads: int) -> None:
+        """Puts the layers of IMAGES in place (in parallel), each verified."""
+        tasks = []
+        sizes: Dict[str, Optional[int]] = {}
+        for image in images:
+            fetch = _blob_fetcher(image, self._cache_directory, self._reporter)
+            image_sizes = image.descriptor_sizes()
+            for digest in sorted(set(image.fs_layers()) - set(self._written)):
+                self._written[digest] = None
+                sizes[digest] = image_sizes.get(digest)
+                self._fetchers[digest] = functools.partial(
+                    fetch, self.out, digest, self._path(digest),
+                    'layer %s' % digest)
+                tasks.append(functools.partial(self._layer_unless_intact,
+                                               digest, sizes[digest]))
+        self._reporter.expect(sizes.values())
+        parallel.run_all(tasks, threads, name='save')
+
+    def _layer_unless_intact(self, digest: str, size: Optional[int]) -> None:
+        if self._intact(digest):
+            self._reporter.transfer(digest, size).done(
+                'Found', ' already in the layout')
+        else:
+            self._put(digest)
+
+    def put_document(self, data: bytes) -> str:
+        """Puts DATA (a manifest or config) in place; returns its digest."""
+        digest = docker_digest.SHA256(data)
+        if digest not in self._written:
+            self._written[digest] = data
+            self._put_unless_intact(digest)
+        return digest
+
+    def commit(self, entry: Dict, ref_name: Optional[str]) -> None:
+        """Adds ENTRY to the index, once every blob is in place."""
+        with file_lock.exclusive(self.out.path(INDEX_LOCK)):
+            try:
+                # A concurrent pull that failed may have taken back a blob
+                # this one found in place and skipped.
+                for digest in self._written:
+                    if not os.path.isfile(self._path(digest)):
+                        self._put(digest)
+                _add_to_index(self.out, entry, ref_name)
+            except BaseException:
+                _discard_unreferenced(self.out, self.blobs)
+                raise
+
+    def abandon(self) -> None:
+        if self.out.placed():
+            try:
+                with file_lock.exclusive(self.out.path(INDEX_LOCK),
+                                         _CLEANUP_LOCK_WAIT):
+                    _discard_unreferenced(self.out, self.blobs)
+            except file_lock.LockTimeout:
+                # Blobs are complete and checked: keeping them is harmless.
+                self.out.discard(keep=lambda path: path.startswith(self.blobs))
+        else:
+            self.out.discard()
+        for path in reversed(self._made):
+            try:
+                os.rmdir(path)
+            except OSError:
+                pass
+
+
+def _index_entry(media_type: str, manifest: bytes,
+                 ref_name: Optional[str]) -> Dict:
+    entry = {'mediaType': media_type,
+             'digest': docker_digest.SHA256(manifest),
+             'size': len(manifest)}
+    if ref_name:
+        entry['annotations'] = {OCI_REF_NAME: ref_name}
+    return entry
+
+
 def oci_layout(image: docker_image.DockerImage, directory: str,
                threads: int = 1, cache_directory: Optional[str] = None,
                ref_name: Optional[str] = None,
@@ -503,104 +625,121 @@ def oci_layout(image: docker_image.DockerImage, directory: str,
     A Docker schema 2 image is relabelled with OCI media types (blobs are
     unchanged), since OCI tools read only those. The layout may already hold
     other images: `index.json` gains (or replaces) the entry named REF_NAME,
-    and is written last, holding the lock `index.json.lock` so that
-    concurrent pulls into one layout keep each other's entries. A failed
-    pull removes the blobs it placed, except those the index names (a
-    concurrent pull may share them). REPORTER hears of the layers'
-    progress. Returns the digest of the manifest written.
+    and is written last (see `_LayoutWrite`). A failed pull removes the
+    blobs it placed, except those the index names. REPORTER hears of the
+    layers' progress. Returns the digest of the manifest written.
     """
     from containerregistry.client.v2_2 import media_types
     from containerregistry.client.v2_2 import oci_compat
     if image.media_type() == media_types.MANIFEST_SCHEMA2_MIME:
         image = oci_compat.OCIFromV22(image)
-    blobs = os.path.join(directory, 'blobs', 'sha256')
-    made = [path for path in (os.path.dirname(blobs), blobs)
-            if not os.path.isdir(path)]
-    os.makedirs(blobs, exist_ok=True)
-    out = _Output(directory)
-    out.remove_leftovers()
-    out.remove_leftovers(os.path.join('blobs', 'sha256'))
-    reporter = reporter or progress.Reporter()
-    fetch = _blob_fetcher(image, cache_directory, reporter)
+    return _into_layout(directory, cache_directory, ref_name,
+                        image.media_type(),
+                        lambda layout: _write_whole(layout, image, threads),
+                        reporter)
 
-    def blob_path(digest: str) -> str:
-        docker_digest.check_form(digest, 'a blob of the layout')
-        return os.path.join(blobs, digest.split(':', 1)[1])
 
-    def intact(digest: str) -> bool:
-        """Whether the layout already holds DIGEST, undamaged."""
-        try:
-            return _file_digest(blob_path(digest)) == digest
-        except OSError:
-            return False
-
-    def put(digest: str, data: Optional[bytes] = None) -> None:
-        """Writes blob DIGEST: DATA, or the image's blob, fetched."""
-        if data is None:
-            fetch(out, digest, blob_path(digest), 'layer %s' % digest)
-        else:
-            out.write(os.path.relpath(blob_path(digest), directory), data)
-
-    def put_unless_intact(digest: str, data: Optional[bytes] = None) -> None:
-        if not intact(digest):
-            put(digest, data)
-
-    def layer_unless_intact(digest: str) -> None:
-        if intact(digest):
-            reporter.transfer(digest, sizes.get(digest)).done(
-                'Found', ' already in the layout')
-        else:
-            put(digest)
-
+def _into_layout(directory: str, cache_directory: Optional[str],
+                 ref_name: Optional[str], media_type: str,
+                 write: Callable[[_LayoutWrite], bytes],
+                 reporter: Optional[progress.Reporter] = None) -> str:
+    """Runs WRITE (which puts a manifest and its blobs into the layout at
+    DIRECTORY and returns the manifest) and adds its entry to the index;
+    a failure takes it all back. Returns the manifest's digest."""
+    layout = _LayoutWrite(directory, cache_directory,
+                          reporter or progress.Reporter())
     try:
-        layers = sorted(set(image.fs_layers()))
-        config_bytes = _checked_config(
-            image, len(image.fs_layers())).encode('utf8')
-        sizes = image.descriptor_sizes()
-        reporter.expect(sizes.get(d) for d in layers)
-        parallel.run_all([functools.partial(layer_unless_intact, d)
-                          for d in layers], threads, name='save')
-        docker_digest.check(image.config_blob(),
-                            docker_digest.SHA256(config_bytes), 'config')
-        manifest = image.manifest().encode('utf8')
-        digest = docker_digest.SHA256(manifest)
-        small = {docker_digest.SHA256(config_bytes): config_bytes,
-                 digest: manifest}
-        for blob_digest, data in small.items():
-            put_unless_intact(blob_digest, data)
-        entry = {'mediaType': image.media_type(), 'digest': digest,
-                 'size': len(manifest)}
-        if ref_name:
-            entry['annotations'] = {OCI_REF_NAME: ref_name}
-        with file_lock.exclusive(out.path(INDEX_LOCK)):
-            try:
-                # A concurrent pull that failed may have taken back a blob
-                # this one found in place and skipped.
-                for blob_digest in layers + list(small):
-                    if not os.path.isfile(blob_path(blob_digest)):
-                        put(blob_digest, small.get(blob_digest))
-                _add_to_index(out, entry, ref_name)
-            except BaseException:
-                _discard_unreferenced(out, blobs)
-                raise
-        return digest
+        manifest = write(layout)
+        entry = _index_entry(media_type, manifest, ref_name)
+        layout.commit(entry, ref_name)
+        return entry['digest']
     except BaseException:
-        if out.placed():
-            try:
-                with file_lock.exclusive(out.path(INDEX_LOCK),
-                                         _CLEANUP_LOCK_WAIT):
-                    _discard_unreferenced(out, blobs)
-            except file_lock.LockTimeout:
-                # Blobs are complete and checked: keeping them is harmless.
-                out.discard(keep=lambda path: path.startswith(blobs))
-        else:
-            out.discard()
-        for path in reversed(made):
-            try:
-                os.rmdir(path)
-            except OSError:
-                pass
+        layout.abandon()
         raise
+
+
+class IncompleteListError(Exception):
+    """A list names a manifest that cannot be kept in the layout."""
+
+
+# Lists within lists followed before giving up.
+_MAX_LIST_NESTING = 4
+
+
+def _plan(whole, include_attestations: bool, opened: contextlib.ExitStack,
+          images: List[docker_image.DockerImage], documents: List[bytes],
+          depth: int = 0) -> bytes:
+    """Opens the images of WHOLE (an image, or a list and the children it
+    names) into IMAGES, and gathers their configs and manifests (and the
+    lists') into DOCUMENTS, each checked against the digest naming it.
+    Returns WHOLE's manifest, as served."""
+    from containerregistry.client.v2_2 import docker_image_list
+    if not isinstance(whole, docker_image_list.DockerImageList):
+        # First, so that no layer is fetched for an image refused.
+        config = _checked_config(whole, len(whole.fs_layers())).encode('utf8')
+        docker_digest.check(whole.config_blob(), docker_digest.SHA256(config),
+                            'config')
+        images.append(whole)
+        manifest = whole.manifest().encode('utf8')
+        documents.extend([config, manifest])
+        return manifest
+    if depth >= _MAX_LIST_NESTING:
+        raise IncompleteListError('lists nest more than %d deep'
+                                  % _MAX_LIST_NESTING)
+    for descriptor, child in whole.entries():
+        if (docker_image_list.is_attestation(descriptor)
+                and not include_attestations):
+            logging.info('Leaving out attestation %s', descriptor['digest'])
+            continue
+        if child is None:
+            raise IncompleteListError(
+                'the list names %s of media type %s, which cannot be copied'
+                % (descriptor.get('digest'), descriptor.get('mediaType')))
+        written = _plan(opened.enter_context(child), include_attestations,
+                        opened, images, documents, depth + 1)
+        docker_digest.check(descriptor['digest'],
+                            docker_digest.SHA256(written),
+                            'manifest %s' % descriptor['digest'])
+    manifest = whole.manifest().encode('utf8')
+    documents.append(manifest)
+    return manifest
+
+
+def _write_whole(layout: _LayoutWrite, whole, threads: int,
+                 include_attestations: bool = False) -> bytes:
+    """Puts WHOLE (see `_plan`) into LAYOUT, bytes as served: the layers of
+    all its images at once, then configs and manifests. Returns WHOLE's
+    manifest."""
+    with contextlib.ExitStack() as opened:
+        images: List[docker_image.DockerImage] = []
+        documents: List[bytes] = []
+        manifest = _plan(whole, include_attestations, opened, images,
+                         documents)
+        layout.fetch_layers(images, threads)
+        for document in documents:
+            layout.put_document(document)
+        return manifest
+
+
+def oci_layout_whole(whole, directory: str, threads: int = 1,
+                     cache_directory: Optional[str] = None,
+                     ref_name: Optional[str] = None,
+                     include_attestations: bool = False,
+                     reporter: Optional[progress.Reporter] = None) -> str:
+    """Writes WHOLE, a manifest list or index with every image it names
+    (or one image), into an OCI image layout at DIRECTORY, byte for byte.
+
+    Nothing is relabelled: the `index.json` entry names the manifest with
+    the digest and media type the registry serves (a Docker manifest list
+    stays one), and every child manifest keeps its digest. Attestation
+    entries stay in the list, but their manifests and blobs are written
+    only with INCLUDE_ATTESTATIONS. Returns the digest of WHOLE.
+    """
+    return _into_layout(directory, cache_directory, ref_name,
+                        whole.media_type(),
+                        lambda layout: _write_whole(layout, whole, threads,
+                                                    include_attestations),
+                        reporter)
 
 
 # Beside `index.json`: pulls into one layout take turns with the index.
