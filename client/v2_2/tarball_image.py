@@ -46,6 +46,7 @@ import zlib
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_http
@@ -329,7 +330,9 @@ class _Checked:
         self.close()
 
 
-class FromTarball(docker_image.DockerImage):
+class FromTarball(docker_image.StreamingImage, capabilities.BlobFiles,
+                  capabilities.TarFiles, capabilities.UncompressedLayers,
+                  capabilities.StandIns):
     """A docker-save tarball (outer tar optionally gzip/bzip2/xz).
 
     THREADS bounds how many layers are compressed (or checked) at once when
@@ -740,10 +743,6 @@ class FromTarball(docker_image.DockerImage):
         self._member_for(digest)
         return self._sizes[digest]
 
-    def blob(self, digest: str) -> bytes:
-        with self.blob_stream(digest) as f:
-            return f.read()
-
     # Foreign layers.
 
     def _foreign_missing(self, digest: str) -> docker_image.ForeignLayerUnavailableError:
@@ -800,9 +799,13 @@ class FromTarball(docker_image.DockerImage):
             raise self._foreign_missing(digest)
         blob = self._compress(self._member_for(digest))
         if blob.path is not None:
-            return open(blob.path, 'rb')  # pylint: disable=consider-using-with
-        archive = self._archive()
-        return archive.open(archive.lookup(self._member_for(digest)))
+            reader = open(blob.path, 'rb')  # pylint: disable=consider-using-with
+        else:
+            archive = self._archive()
+            reader = archive.open(archive.lookup(self._member_for(digest)))
+        return docker_digest.VerifyingReader(
+            reader, digest, 'blob %s of %s' % (digest, self._tarball),
+            blob.size)
 
     def blob_range(self, digest: str) -> Optional[docker_image.FileRange]:
         """The layer's bytes in the tar (or in our gzip), once hashed.
@@ -863,10 +866,6 @@ class FromTarball(docker_image.DockerImage):
             if compression.codec_of(f.read(len(compression.ZSTD_MAGIC))):
                 return None
         return entry.size
-
-    def uncompressed_blob(self, digest: str) -> bytes:
-        with self.uncompressed_blob_stream(digest) as f:
-            return f.read()
 
     def _layer_member(self, diff_id: str) -> str:
         layers = self._load()['Layers']
