@@ -22,6 +22,7 @@ from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_session
 from containerregistry.client.v2_2 import flatten
+from containerregistry.client.v2_2 import foreign_layers
 from containerregistry.client.v2_2 import oci_compat
 from containerregistry.client.v2_2 import save
 from containerregistry.client.v2_2 import tarball_writer
@@ -149,6 +150,30 @@ def test_views(tmp_path, view):
     disk = _disk(tmp_path, 30)
     conformance.check_image(_views()[view](_from_disk(disk)),
                             corrupt=_disk_corrupter(disk))
+
+
+def test_capabilities_are_declared_and_passed_on(tmp_path):
+    path = _docker_save(str(tmp_path / 'save.tar'), _tars(35))
+    with docker_image.FromTarball(path) as image:
+        view = oci_compat.OCIFromV22(image)
+        assert [view.capability(kind) for kind in capabilities.ALL] == [
+            image] * len(capabilities.ALL)
+        # A view that does not say which hold passes none on.
+        assert [_Forwarding(image).capability(kind)
+                for kind in capabilities.ALL] == [None] * len(capabilities.ALL)
+        # Fetching replaces placeholders, so it does not pass them on.
+        fetching = foreign_layers.Fetching(image, pooled_http.Http())
+        assert fetching.capability(capabilities.StandIns) is None
+        assert fetching.capability(capabilities.BlobFiles) is image
+        assert fetching.capability(
+            capabilities.UncompressedLayers) is fetching
+    disk = _from_disk(_disk(tmp_path, 36))
+    assert disk.capability(capabilities.BlobFiles) is disk
+    assert disk.capability(capabilities.TarFiles) is None
+    # Its layer files are the user's: sent to registries, never placed.
+    assert not disk.blob_range(disk.fs_layers()[0]).checked
+    assert [_core_only(bounded=False).capability(kind)
+            for kind in capabilities.ALL] == [None] * len(capabilities.ALL)
 
 
 def _storage_corrupter(registry):

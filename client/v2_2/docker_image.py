@@ -13,8 +13,7 @@ import abc
 import contextlib
 import io
 import json
-from typing import (Any, BinaryIO, Dict, List, Optional, Set, Tuple, Type,
-                    TypeVar)
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_digest
@@ -29,7 +28,6 @@ __all__ = [  # noqa: F822 (FromDisk, FromRegistry, FromTarball, extract: __getat
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
 
-_Capability = TypeVar('_Capability')
 _CHUNK = 1 << 20
 
 
@@ -161,7 +159,7 @@ class DockerImage(metaclass=abc.ABCMeta):
     def blob(self, digest: str) -> bytes:
         """The raw blob of the layer."""
 
-    def blob_stream(self, digest: str) -> BinaryIO:
+    def blob_stream(self, digest: str):
         """A reader over the raw blob; close it when done."""
         return io.BytesIO(self.blob(digest))
 
@@ -170,7 +168,7 @@ class DockerImage(metaclass=abc.ABCMeta):
         with _inflated(self.blob_stream(digest)) as reader:
             return reader.read()
 
-    def uncompressed_blob_stream(self, digest: str) -> BinaryIO:
+    def uncompressed_blob_stream(self, digest: str):
         """A reader over the blob's tar; close it when done."""
         return io.BytesIO(self.uncompressed_blob(digest))
 
@@ -179,7 +177,7 @@ class DockerImage(metaclass=abc.ABCMeta):
         del digest
         return None
 
-    def capability(self, kind: Type[_Capability]) -> Optional[_Capability]:
+    def capability(self, kind: type) -> Any:
         """What serves capability KIND (see `capabilities`) for this image,
         or None: the image itself when it declares KIND."""
         return self if isinstance(self, kind) else None
@@ -219,14 +217,14 @@ class DockerImage(metaclass=abc.ABCMeta):
         return str(type(self))
 
 
-def _inflated(reader: BinaryIO) -> BinaryIO:
+def _inflated(reader):
     """READER's bytes inflated on the fly (gzip or zstd), else as they are."""
     # Imported here: pulls do not inflate, and this costs start-up time.
     from containerregistry.client.v2_2 import compression  # pylint: disable=import-outside-toplevel
     return compression.gunzip_if_compressed(reader)[0]
 
 
-def _read_all(reader: BinaryIO) -> bytes:
+def _read_all(reader) -> bytes:
     with contextlib.closing(reader):
         return reader.read()
 
@@ -247,7 +245,7 @@ class StreamingImage(DockerImage):
     """
 
     @abc.abstractmethod
-    def blob_stream(self, digest: str) -> BinaryIO:
+    def blob_stream(self, digest: str):
         """A reader over blob DIGEST that checks it; close it when done."""
 
     def blob(self, digest: str) -> bytes:
@@ -264,7 +262,7 @@ class StreamingImage(DockerImage):
                 count += len(chunk)
         return count
 
-    def uncompressed_blob_stream(self, digest: str) -> BinaryIO:
+    def uncompressed_blob_stream(self, digest: str):
         """A reader over the blob, inflated on the fly (gzip or zstd)."""
         return _inflated(self.blob_stream(digest))
 
@@ -277,11 +275,13 @@ class Delegate(StreamingImage):
 
     A view that changes what some blob holds overrides `blob_stream()`
     (and `uncompressed_blob_stream()`, when it changes tars), the core the
-    bytes accessors derive from, and narrows `passes_on`: the capabilities
-    of the underlying image that still hold for the view.
+    bytes accessors derive from. `passes_on` lists the capabilities of the
+    underlying image that still hold for the view: none unless a subclass
+    says so (a view that leaves every blob alone passes on
+    `capabilities.ALL`), so no fast path reads around a rewritten blob.
     """
 
-    passes_on: Tuple[type, ...] = capabilities.ALL
+    passes_on: Tuple[type, ...] = ()
 
     def __init__(self, image: DockerImage):
         self._image = image
@@ -310,13 +310,13 @@ class Delegate(StreamingImage):
     def blob_size(self, digest: str) -> int:
         return self._image.blob_size(digest)
 
-    def blob_stream(self, digest: str) -> BinaryIO:
+    def blob_stream(self, digest: str):
         return self._image.blob_stream(digest)
 
     def blob(self, digest: str) -> bytes:
         return _read_all(self.blob_stream(digest))
 
-    def uncompressed_blob_stream(self, digest: str) -> BinaryIO:
+    def uncompressed_blob_stream(self, digest: str):
         return self._image.uncompressed_blob_stream(digest)
 
     def uncompressed_blob_size(self, digest: str) -> Optional[int]:
@@ -331,7 +331,7 @@ class Delegate(StreamingImage):
     def uncompressed_layer(self, diff_id: str) -> bytes:
         return self.uncompressed_blob(self._diff_id_to_digest(diff_id))
 
-    def capability(self, kind: Type[_Capability]) -> Optional[_Capability]:
+    def capability(self, kind: type) -> Any:
         own = super().capability(kind)
         if own is None and kind in self.passes_on:
             return self._image.capability(kind)
