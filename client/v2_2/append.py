@@ -173,7 +173,7 @@ def _remove(path: str) -> None:
         pass
 
 
-class Layer(docker_image.DockerImage):
+class Layer(docker_image.StreamingImage):
     """BASE with one more layer on top (or only a new history entry).
 
     Args:

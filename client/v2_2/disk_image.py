@@ -15,6 +15,7 @@ import re
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
@@ -98,8 +99,14 @@ def _open(path: str):
     return open(path, 'rb')  # pylint: disable=consider-using-with
 
 
-class FromDisk(docker_image.DockerImage):
-    """An image whose config and layers are files on disk."""
+class FromDisk(docker_image.StreamingImage, capabilities.BlobFiles,
+               capabilities.UncompressedLayers):
+    """An image whose config and layers are files on disk.
+
+    The layer files are the user's: their ranges (`blob_range`) are not
+    checked (a registry checks what is pushed from them), and reading a
+    blob checks it against its digest file.
+    """
 
     def __init__(self, config_file: str,
                  layers: Sequence[Tuple[str, str]],
@@ -247,13 +254,11 @@ class FromDisk(docker_image.DockerImage):
             return foreign['size']
         return self._base(digest).blob_size(digest)
 
-    def blob(self, digest: str) -> bytes:
-        with self.blob_stream(digest) as f:
-            return f.read()
-
     def blob_stream(self, digest: str):
-        if digest in self._layer_to_filename:
-            return _open(self._layer_to_filename[digest])
+        path = self._layer_to_filename.get(digest)
+        if path is not None:
+            return docker_digest.VerifyingReader(
+                _open(path), digest, 'layer %s (%s)' % (path, digest))
         if digest == self.config_blob():
             return io.BytesIO(self._config_bytes())
         foreign = self._foreign(digest)
@@ -262,6 +267,17 @@ class FromDisk(docker_image.DockerImage):
                 digest, foreign.get('urls') or [],
                 'the image (only the base manifest describes it)')
         return self._base(digest).blob_stream(digest)
+
+    def blob_range(self, digest: str) -> Optional[docker_image.FileRange]:
+        """The layer file of own layer DIGEST, unchecked; the base's range
+        for a base layer."""
+        path = self._layer_to_filename.get(digest)
+        if path is not None:
+            return docker_image.FileRange(path, 0, os.stat(path).st_size,
+                                          checked=False)
+        if self._legacy_base is not None and digest != self.config_blob():
+            return self._legacy_base.blob_range(digest)
+        return None
 
     def _own_uncompressed(self, digest: str) -> Optional[str]:
         """The .tar file of own layer DIGEST, if one was given."""
@@ -293,10 +309,6 @@ class FromDisk(docker_image.DockerImage):
         if self._foreign(digest) is not None:
             return 0
         return self._base(digest).uncompressed_blob_size(digest)
-
-    def uncompressed_blob(self, digest: str) -> bytes:
-        with self.uncompressed_blob_stream(digest) as f:
-            return f.read()
 
     def uncompressed_layer_stream(self, diff_id: str):
         """A reader over the layer tar of DIFF_ID; close it when done."""

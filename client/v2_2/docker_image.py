@@ -1,16 +1,21 @@
 """The one interface every v2.2 image is read through, whatever its source.
 
 Sources: `FromRegistry` (a registry), `FromTarball` (a docker-save tarball),
-`FromDisk` (the puller's fast layout). Sinks (`save`, `docker_session`) take
-any `DockerImage`. Besides upstream's whole-blob accessors, `blob_stream()`
-lets sinks copy a blob without holding it; sources that can stream override
-it, the rest fall back to `blob()`.
+`FromDisk` (the puller's fast layout). They implement a small core,
+`StreamingImage`: manifest, config, and each blob as a stream that checks
+its digest; this module derives the rest (bytes, sizes, tars, diff_ids)
+under upstream's names. What a source can do beyond the core it declares
+(`capabilities`), and sinks (`save`, `docker_session`, `tarball_writer`,
+`flatten`) ask for it by interface. Classes written to upstream's contract
+(`DockerImage`, bytes from `blob()`) are read through the same names.
 """
 import abc
+import contextlib
 import io
 import json
-from typing import Any, Dict, List, NamedTuple, Optional, Set
+from typing import Any, Dict, List, Optional, Set, Tuple
 
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import media_types
 
@@ -18,10 +23,12 @@ from containerregistry.client.v2_2 import media_types
 # here for `from ... import *`.
 __all__ = [  # noqa: F822 (FromDisk, FromRegistry, FromTarball, extract: __getattr__)
            'DigestMismatchedError', 'DockerImage', 'Delegate', 'FileRange',
-           'FromDisk', 'FromRegistry', 'FromTarball', 'extract',
-           'is_compressed']
+           'FromDisk', 'FromRegistry', 'FromTarball', 'StreamingImage',
+           'extract', 'is_compressed']
 
 DigestMismatchedError = docker_digest.DigestMismatchedError
+
+_CHUNK = 1 << 20
 
 
 class ForeignLayerUnavailableError(ValueError):
@@ -49,56 +56,7 @@ def fetchable_urls(urls: Any) -> List[str]:
             and url.split(':', 1)[0] in ('https', 'http')]
 
 
-class FileRange(NamedTuple):
-    """SIZE bytes at OFFSET of the local file PATH.
-
-    DIFF_ID, when the image knows it, is the sha256 of the tar those bytes
-    inflate to, as the image measured it while hashing them. PRIVATE means
-    PATH is the image's own temporary file, which sinks may hard-link
-    rather than copy (a user's file is never linked into an output).
-    """
-    path: str
-    offset: int
-    size: int
-    diff_id: Optional[str] = None
-    private: bool = False
-
-    def open(self) -> io.BufferedReader:
-        """A reader over just these bytes (EOFError if the file is shorter).
-
-        Its buffer is small: large reads go straight into the caller's buffer.
-        """
-        return io.BufferedReader(_RangeReader(self))
-
-
-class _RangeReader(io.RawIOBase):
-    """Reads a FileRange through a handle of its own."""
-
-    def __init__(self, where: FileRange):
-        super().__init__()
-        self._where = where
-        self._file = open(where.path, 'rb')  # pylint: disable=consider-using-with
-        self._file.seek(where.offset)
-        self._left = where.size
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        if self._left <= 0:
-            return 0
-        view = memoryview(buffer)[:min(len(buffer), self._left)]
-        n = self._file.readinto(view)
-        if not n:
-            raise EOFError('%s ends %d bytes before the %d bytes at %d'
-                           % (self._where.path, self._left, self._where.size,
-                              self._where.offset))
-        self._left -= n
-        return n
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+FileRange = capabilities.FileRange
 
 
 def is_compressed(name: bytes) -> bool:
@@ -131,7 +89,14 @@ def __dir__() -> List[str]:
 
 
 class DockerImage(metaclass=abc.ABCMeta):
-    """Interface for implementations that interact with Docker images."""
+    """Interface for implementations that interact with Docker images.
+
+    This is upstream's contract: a subclass implements `manifest()`,
+    `config_file()` and `blob()`, and may give `uncompressed_blob()` too;
+    bytes are its primitive, and the streams are served from them. The
+    project's sources derive from `StreamingImage` instead, whose primitive
+    is the stream. Either way sinks read through the same names.
+    """
 
     def fs_layers(self) -> List[str]:
         """The ordered collection of filesystem layers, top (newest) first."""
@@ -204,55 +169,27 @@ class DockerImage(metaclass=abc.ABCMeta):
         """The raw blob of the layer."""
 
     def blob_stream(self, digest: str):
-        """A reader over the raw blob; close it when done.
-
-        Sources that can stream override this; readers from sources that
-        fetch over the network raise DigestMismatchedError at end of data
-        when the bytes do not hash to DIGEST.
-        """
+        """A reader over the raw blob; close it when done."""
         return io.BytesIO(self.blob(digest))
-
-    def blob_range(self, digest: str) -> Optional[FileRange]:
-        """Where blob DIGEST lies in a local file, already checked against it.
-
-        Sinks copy such a range inside the kernel rather than read and hash
-        it once more. None (the default) means: read blob_stream().
-        """
-        del digest
-        return None
-
-    def uncompressed_range(self, digest: str) -> Optional[FileRange]:
-        """Where the tar of blob DIGEST lies in a local file, already hashed.
-
-        The range's diff_id is what those bytes hashed to; sinks that write
-        tars compare it with the config's and then copy (or link) the range
-        instead of inflating the blob. None (the default) means: inflate
-        blob_stream().
-        """
-        del digest
-        return None
-
-    def stand_in(self, digest: str, compressed: bool):
-        """What the image holds in place of foreign layer DIGEST, if it lacks it.
-
-        A reader (to close) over the placeholder, as a gzip blob when
-        COMPRESSED, else as a tar: what the fast layout writes for such a
-        layer, as upstream wrote it. None (the default) for every blob the
-        image holds.
-        """
-        del digest, compressed
-        return None
 
     def uncompressed_blob(self, digest: str) -> bytes:
         """Same as blob() but uncompressed (gzip or zstd)."""
-        with self.uncompressed_blob_stream(digest) as reader:
+        with _inflated(self.blob_stream(digest)) as reader:
             return reader.read()
 
     def uncompressed_blob_stream(self, digest: str):
-        """A reader over the blob, inflated on the fly (gzip or zstd)."""
-        # Imported here: pulls do not inflate, and this costs start-up time.
-        from containerregistry.client.v2_2 import compression
-        return compression.gunzip_if_compressed(self.blob_stream(digest))[0]
+        """A reader over the blob's tar; close it when done."""
+        return io.BytesIO(self.uncompressed_blob(digest))
+
+    def uncompressed_blob_size(self, digest: str) -> Optional[int]:
+        """The size of the blob's tar if known without inflating, else None."""
+        del digest
+        return None
+
+    def capability(self, kind: type) -> Any:
+        """What serves capability KIND (see `capabilities`) for this image,
+        or None: the image itself when it declares KIND."""
+        return self if isinstance(self, kind) else None
 
     def _diff_id_to_digest(self, diff_id: str) -> str:
         for this_digest, this_diff_id in zip(self.fs_layers(),
@@ -289,8 +226,71 @@ class DockerImage(metaclass=abc.ABCMeta):
         return str(type(self))
 
 
-class Delegate(DockerImage):
-    """Forwards calls to the underlying image."""
+def _inflated(reader):
+    """READER's bytes inflated on the fly (gzip or zstd), else as they are."""
+    # Imported here: pulls do not inflate, and this costs start-up time.
+    from containerregistry.client.v2_2 import compression  # pylint: disable=import-outside-toplevel
+    return compression.gunzip_if_compressed(reader)[0]
+
+
+def _read_all(reader) -> bytes:
+    with contextlib.closing(reader):
+        return reader.read()
+
+
+class StreamingImage(DockerImage):
+    """The minimal core of an image source; everything else is derived.
+
+    A source implements `manifest()` (and `media_type()` when the manifest
+    does not say it), `config_file()`, `blob_stream()`, `__enter__` and
+    `__exit__`. `blob_stream()` must check the blob's digest as it is read
+    (raising DigestMismatchedError at end of data), so that no reader of
+    any source hands on damaged bytes. Bytes, sizes and tars are derived
+    from the stream: nothing here holds a blob whole unless a caller asks
+    for bytes. A source may override a derived method where it knows the
+    answer more cheaply (a size, a tar it holds), and declares anything
+    more it can do by implementing the interfaces in `capabilities`.
+    `testing/conformance.py` checks a source against this contract.
+    """
+
+    @abc.abstractmethod
+    def blob_stream(self, digest: str):
+        """A reader over blob DIGEST that checks it; close it when done."""
+
+    def blob(self, digest: str) -> bytes:
+        return _read_all(self.blob_stream(digest))
+
+    def blob_size(self, digest: str) -> int:
+        """The size the manifest gives, else the blob's bytes counted."""
+        size = self.descriptor_sizes().get(digest)
+        if size is not None:
+            return size
+        count = 0
+        with contextlib.closing(self.blob_stream(digest)) as reader:
+            for chunk in iter(lambda: reader.read(_CHUNK), b''):
+                count += len(chunk)
+        return count
+
+    def uncompressed_blob_stream(self, digest: str):
+        """A reader over the blob, inflated on the fly (gzip or zstd)."""
+        return _inflated(self.blob_stream(digest))
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        return _read_all(self.uncompressed_blob_stream(digest))
+
+
+class Delegate(StreamingImage):
+    """Forwards calls to the underlying image.
+
+    A view that changes what some blob holds overrides `blob_stream()`
+    (and `uncompressed_blob_stream()`, when it changes tars), the core the
+    bytes accessors derive from. `passes_on` lists the capabilities of the
+    underlying image that still hold for the view: none unless a subclass
+    says so (a view that leaves every blob alone passes on
+    `capabilities.ALL`), so no fast path reads around a rewritten blob.
+    """
+
+    passes_on: Tuple[type, ...] = ()
 
     def __init__(self, image: DockerImage):
         self._image = image
@@ -319,44 +319,32 @@ class Delegate(DockerImage):
     def blob_size(self, digest: str) -> int:
         return self._image.blob_size(digest)
 
-    def blob(self, digest: str) -> bytes:
-        return self._image.blob(digest)
-
     def blob_stream(self, digest: str):
-        # A subclass that rewrites blob() must be read through it.
-        if type(self).blob is not Delegate.blob:
-            return io.BytesIO(self.blob(digest))
         return self._image.blob_stream(digest)
 
-    def blob_range(self, digest: str) -> Optional[FileRange]:
-        if (type(self).blob is not Delegate.blob
-                or type(self).blob_stream is not Delegate.blob_stream):
-            return None
-        return self._image.blob_range(digest)
-
-    def uncompressed_range(self, digest: str) -> Optional[FileRange]:
-        if (type(self).blob is not Delegate.blob
-                or type(self).uncompressed_blob is not Delegate.uncompressed_blob
-                or type(self).uncompressed_blob_stream
-                is not Delegate.uncompressed_blob_stream):
-            return None
-        return self._image.uncompressed_range(digest)
-
-    def uncompressed_blob(self, digest: str) -> bytes:
-        return self._image.uncompressed_blob(digest)
+    def blob(self, digest: str) -> bytes:
+        return _read_all(self.blob_stream(digest))
 
     def uncompressed_blob_stream(self, digest: str):
-        if (type(self).blob is not Delegate.blob
-                or type(self).uncompressed_blob is not Delegate.uncompressed_blob):
-            return io.BytesIO(self.uncompressed_blob(digest))
         return self._image.uncompressed_blob_stream(digest)
 
+    def uncompressed_blob_size(self, digest: str) -> Optional[int]:
+        return self._image.uncompressed_blob_size(digest)
+
+    def uncompressed_blob(self, digest: str) -> bytes:
+        return _read_all(self.uncompressed_blob_stream(digest))
+
     def layer(self, diff_id: str) -> bytes:
-        return self._image.layer(diff_id)
+        return self.blob(self._diff_id_to_digest(diff_id))
 
     def uncompressed_layer(self, diff_id: str) -> bytes:
-        return self._image.uncompressed_layer(diff_id)
+        return self.uncompressed_blob(self._diff_id_to_digest(diff_id))
+
+    def capability(self, kind: type) -> Any:
+        own = super().capability(kind)
+        if own is None and kind in self.passes_on:
+            return self._image.capability(kind)
+        return own
 
     def __str__(self) -> str:
         return str(self._image)
-

@@ -19,6 +19,7 @@ from typing import (Callable, Optional, Sequence, Tuple, TypeVar,
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_http
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
@@ -209,13 +210,15 @@ class Push:
         """A reader over the blob, counted in TRANSFER, and its size; the
         config comes as text.
 
-        A blob the image has checked in a local file is read from there
-        directly, so the transport can hand the file to the kernel.
+        A blob the image holds in a local file (`capabilities.BlobFiles`)
+        is read from there directly, so the transport can hand the file to
+        the kernel; the registry checks its digest.
         """
         if digest == image.config_blob():
             data = image.config_file().encode('utf8')
             return io.BytesIO(data), len(data)
-        found = image.blob_range(digest)
+        files = image.capability(capabilities.BlobFiles)
+        found = files.blob_range(digest) if files else None
         if found is not None:
             f = open(found.path, 'rb')  # pylint: disable=consider-using-with
             f.seek(found.offset)

@@ -50,6 +50,7 @@ import threading
 import zlib
 from typing import Dict, Iterator, List, Optional, Set, Tuple
 
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2 import parallel
@@ -415,9 +416,9 @@ class _Layers:
         With HASHING, its `raw.hash` is the sha256 of what was read.
         """
         diff_id = self.diff_ids[index]
-        opener = getattr(self._image, 'uncompressed_layer_stream', None)
-        if opener is not None:
-            stream = opener(diff_id)
+        layers = self._image.capability(capabilities.UncompressedLayers)
+        if layers is not None:
+            stream = layers.uncompressed_layer_stream(diff_id)
         else:
             stream = self._image.uncompressed_blob_stream(self._digest(index))
         if hashing:

@@ -21,6 +21,7 @@ import threading
 from typing import Dict, List, Optional
 
 from containerregistry.client import docker_name
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
@@ -63,17 +64,15 @@ def download(transport: streaming.StreamingTransport, digest: str,
             digest, '; '.join(failures) or 'it lists no http(s) URLs'))
 
 
-def _read_all(reader) -> bytes:
-    with contextlib.closing(reader):
-        return reader.read()
-
-
-class Fetching(docker_image.Delegate):
+class Fetching(docker_image.Delegate, capabilities.UncompressedLayers):
     """IMAGE, with the foreign layers it lacks fetched from their URLs.
 
     Each is downloaded at most once, when first read, into a temporary
-    directory (inside TEMP_DIR if given) removed on exit.
+    directory (inside TEMP_DIR if given) removed on exit. IMAGE's
+    placeholders are not passed on: the layers fetched replace them.
     """
+
+    passes_on = (capabilities.BlobFiles, capabilities.TarFiles)
 
     def __init__(self, image: docker_image.DockerImage,
                  transport: streaming.StreamingTransport,
@@ -110,17 +109,11 @@ class Fetching(docker_image.Delegate):
     def _inflated(self, err: docker_image.ForeignLayerUnavailableError):
         return compression.gunzip_if_compressed(self._opened(err))[0]
 
-    def blob(self, digest: str) -> bytes:
-        return _read_all(self.blob_stream(digest))
-
     def blob_stream(self, digest: str):
         try:
             return self._image.blob_stream(digest)
         except docker_image.ForeignLayerUnavailableError as e:
             return self._opened(e)
-
-    def uncompressed_blob(self, digest: str) -> bytes:
-        return _read_all(self.uncompressed_blob_stream(digest))
 
     def uncompressed_blob_stream(self, digest: str):
         return self._tar(digest, self._image.uncompressed_blob_stream(digest))
@@ -131,9 +124,9 @@ class Fetching(docker_image.Delegate):
             digest: Optional[str] = self._diff_id_to_digest(diff_id)
         except ValueError:
             digest = None  # a layer given only as a tar: not foreign
-        opener = getattr(self._image, 'uncompressed_layer_stream', None)
-        if opener is not None:
-            reader = opener(diff_id)
+        layers = self._image.capability(capabilities.UncompressedLayers)
+        if layers is not None:
+            reader = layers.uncompressed_layer_stream(diff_id)
         elif digest is not None:
             reader = self._image.uncompressed_blob_stream(digest)
         else:

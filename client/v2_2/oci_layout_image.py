@@ -20,6 +20,7 @@ import os
 import threading
 from typing import Any, Dict, Optional, Tuple, Union
 
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import docker_image_list
@@ -95,7 +96,7 @@ class _Reader(docker_digest.VerifyingReader):
         return n
 
 
-class FromOCILayout(docker_image.DockerImage):
+class FromOCILayout(docker_image.StreamingImage, capabilities.BlobFiles):
     """The image REF names in the OCI image layout at DIRECTORY.
 
     With DESCRIPTOR, the image it names in the layout's blobs instead
@@ -347,11 +348,7 @@ class FromOCILayout(docker_image.DockerImage):
                     'OCI layout %s' % self._directory)
         return self._open(desc, 'layer')
 
-    def blob(self, digest: str) -> bytes:
-        with self.blob_stream(digest) as reader:
-            return reader.read()
-
-    def blob_range(self, digest: str) -> Optional[docker_image.FileRange]:
+    def blob_range(self, digest: str) -> Optional[capabilities.FileRange]:
         """The blob's file once a read has found it intact and unchanged."""
         with self._lock:
             seen = self._intact.get(digest)
@@ -363,7 +360,7 @@ class FromOCILayout(docker_image.DockerImage):
                 return None
         except OSError:
             return None
-        return docker_image.FileRange(path, 0, seen[2])
+        return capabilities.FileRange(path, 0, seen[2])
 
     def __enter__(self) -> 'FromOCILayout':
         return self

@@ -216,7 +216,7 @@ class _ResumingReader:
         self._reader.close()
 
 
-class FromRegistry(docker_image.DockerImage):
+class FromRegistry(docker_image.StreamingImage):
     """An image in a registry, named by tag or digest."""
 
     def __init__(self, name: docker_name.Registry,

@@ -6,13 +6,14 @@ with `NNN.sha256` holding the bare hex of its digest (or diff_id).
 
 Every blob streams to a temporary file while its sha256 is checked, and is
 renamed into place only when it matched (a blob the image has already
-checked in a local file, `blob_range`, is copied by the kernel instead).
+checked in a local file, `capabilities.BlobFiles`, is copied by the kernel
+instead).
 `digest` is removed first and written last, so a directory holding it is
 complete; a failed save removes what it wrote.
 
 A foreign layer the image holds only a placeholder for (a tarball built on
 a Windows base) is written as that placeholder, unchecked, as upstream
-wrote it (`DockerImage.stand_in`); `manifest.json` keeps its descriptor.
+wrote it (`capabilities.StandIns`); `manifest.json` keeps its descriptor.
 """
 import contextlib
 import errno
@@ -25,6 +26,7 @@ import shutil
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
+from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_digest
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import file_lock
@@ -348,10 +350,19 @@ class _Cache:
         return path
 
 
+def _checked_range(image: docker_image.DockerImage,
+                   digest: str) -> Optional[docker_image.FileRange]:
+    """Where IMAGE holds blob DIGEST in a local file it checked, if it does."""
+    files = image.capability(capabilities.BlobFiles)
+    found = files.blob_range(digest) if files else None
+    return found if found is not None and found.checked else None
+
+
 def _write_stand_in(out: _Output, image: docker_image.DockerImage,
                     digest: str, final: str, compressed: bool) -> bool:
     """Writes the placeholder IMAGE holds for DIGEST at FINAL, if it has one."""
-    reader = image.stand_in(digest, compressed)
+    stand_ins = image.capability(capabilities.StandIns)
+    reader = stand_ins.stand_in(digest, compressed) if stand_ins else None
     if reader is None:
         return False
     temp = out.temp(final)
@@ -422,7 +433,7 @@ def _blob_fetcher(image: docker_image.DockerImage,
     def download(digest: str, what: str, transfer: progress.Transfer
                  ) -> Callable[[str], None]:
         def run(dest: str) -> None:
-            checked = image.blob_range(digest)
+            checked = _checked_range(image, digest)
             if checked is not None and sizes.get(digest, checked.size) == checked.size:
                 _place_range(checked, dest, what)
                 transfer.add(checked.size)
@@ -829,12 +840,13 @@ def _place_checked_tar(image: docker_image.DockerImage, digest: str,
     DIFF_ID (`uncompressed_range`), unchanged after the copy. Otherwise
     (False) DEST is gone and the caller inflates the blob.
     """
-    tar = image.uncompressed_range(digest)
+    tars = image.capability(capabilities.TarFiles)
+    tar = tars.uncompressed_range(digest) if tars else None
     if tar is None or diff_id is None or tar.diff_id != diff_id:
         return False
     try:
         _place_range(tar, dest, what)
-        if image.uncompressed_range(digest) == tar:
+        if tars.uncompressed_range(digest) == tar:
             return True
     except (OSError, docker_digest.DigestMismatchedError):
         logging.debug('placing the checked tar of %s failed', digest,
@@ -853,14 +865,14 @@ def _inflate_checked(image: docker_image.DockerImage, digest: str,
     and checks the blob as usual.
     """
     from containerregistry.client.v2_2 import compression
-    checked = image.blob_range(digest)
+    checked = _checked_range(image, digest)
     if checked is None or diff_id is None or checked.diff_id != diff_id:
         return False
     try:
         reader, _ = compression.gunzip_if_compressed(checked.open())
         with contextlib.closing(reader), _create(dest) as out:
             shutil.copyfileobj(reader, out, _CHUNK)
-        if image.blob_range(digest) == checked:
+        if _checked_range(image, digest) == checked:
             return True
     except Exception:  # pylint: disable=broad-except
         # The file changed under us: the checked read says how.

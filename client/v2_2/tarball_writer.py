@@ -22,7 +22,6 @@ import tempfile
 from typing import Any, BinaryIO, Dict, List, Mapping, Optional, Tuple
 
 from containerregistry.client import docker_name
-from containerregistry.client.v2_2 import compression
 from containerregistry.client.v2_2 import docker_image
 from containerregistry.client.v2_2 import media_types
 from containerregistry.client.v2_2 import v2_compat
@@ -97,59 +96,20 @@ def add_stream(tar: tarfile.TarFile, name: str, reader,
     return 'sha256:' + hashing.hash.hexdigest()
 
 
-_GENERIC = (docker_image.DockerImage, docker_image.Delegate)
-_NOT_DEFINED = 1 << 30
-
-
-def _definer(image: Any, method: str) -> int:
-    """How derived the class defining METHOD is (0 = IMAGE's own class).
-
-    Generic implementations (DockerImage defaults, Delegate forwarding)
-    and missing methods count as not defined.
-    """
-    for index, cls in enumerate(type(image).__mro__):
-        if method in vars(cls):
-            return _NOT_DEFINED if cls in _GENERIC else index
-    return _NOT_DEFINED
-
-
-def _open_uncompressed(image: docker_image.DockerImage, digest: str,
-                       media_type: str) -> Tuple[BinaryIO, Optional[int]]:
+def _open_uncompressed(image: docker_image.DockerImage, digest: str
+                       ) -> Tuple[BinaryIO, Optional[int]]:
     """A reader over the layer tar of DIGEST, and its size if known.
 
-    Uses the most specific accessor the image's class defines, preferring
-    streams on ties: `uncompressed_blob_stream` (this library's sources),
-    `uncompressed_blob` (what upstream called; rules_docker's images define
-    only that), `blob_stream` or `blob` inflated on the fly. With none of
-    its own (a bare Delegate), foreign layers go through
-    `uncompressed_blob`, as upstream did, and others through `blob_stream`.
+    The image serves the tar (`uncompressed_blob_stream`): a source that
+    holds it plain gives it directly, any other inflates the blob as it
+    streams, and one written to upstream's contract (bytes) gives what its
+    `uncompressed_blob` returns.
     """
     if digest == v2_compat.EMPTY_TAR_DIGEST:
         return (io.BytesIO(bytes(v2_compat.EMPTY_TAR_SIZE)),
                 v2_compat.EMPTY_TAR_SIZE)
-    ranked = sorted((_definer(image, method), order, method)
-                    for order, method in enumerate((
-                        'uncompressed_blob_stream', 'uncompressed_blob',
-                        'blob_stream', 'blob')))
-    best = ranked[0][2] if ranked[0][0] != _NOT_DEFINED else None
-    if best is None and getattr(image, 'uncompressed_blob_stream', None):
-        best = 'uncompressed_blob_stream'
-    if best is None:
-        best = ('uncompressed_blob'
-                if media_type in media_types.NON_DISTRIBUTABLE_LAYER_MIMES
-                else 'blob_stream')
-    if best == 'uncompressed_blob_stream':
-        sizer = getattr(image, 'uncompressed_blob_size', None)
-        size = sizer(digest) if callable(sizer) else None
-        return image.uncompressed_blob_stream(digest), size
-    if best == 'uncompressed_blob':
-        data = image.uncompressed_blob(digest)
-        return io.BytesIO(data), len(data)
-    if best == 'blob':
-        raw = io.BytesIO(image.blob(digest))
-    else:
-        raw = image.blob_stream(digest)
-    return compression.gunzip_if_compressed(raw)[0], None
+    return (image.uncompressed_blob_stream(digest),
+            image.uncompressed_blob_size(digest))
 
 
 class _V1View:
@@ -201,7 +161,7 @@ class _FromV22(_V1View):
 
     def open_layer(self, layer_id: str) -> Tuple[BinaryIO, Optional[int]]:
         layer = self._by_id[layer_id]
-        return _open_uncompressed(self._image, layer.digest, layer.media_type)
+        return _open_uncompressed(self._image, layer.digest)
 
 
 class _FromV1(_V1View):

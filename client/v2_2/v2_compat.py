@@ -226,7 +226,7 @@ class _LayerInfo:
     spool: Optional[str]  # a verified local copy of the blob, if kept
 
 
-class V22FromV2(docker_image.DockerImage):
+class V22FromV2(docker_image.StreamingImage):
     """A schema 1 image (client.v2 `DockerImage`) seen as a v2.2 image.
 
     The manifest is schema 2: the schema 1 blobs, base first, all of them
@@ -380,7 +380,14 @@ class V22FromV2(docker_image.DockerImage):
         info = self._layers.get(digest)
         if info is not None:
             return info.size
+        if self._is_config(digest):
+            return len(self.config_file().encode('utf8'))
         return self._v2_image.blob_size(digest)
+
+    def _is_config(self, digest: str) -> bool:
+        """Whether DIGEST names the config this view makes up (asked only
+        for what no layer is, so that layers never wait for the config)."""
+        return digest not in self.fs_layers() and digest == self.config_blob()
 
     def _open_spool(self, digest: str):
         """The spooled copy of DIGEST, if there is one left, else None."""
@@ -402,6 +409,8 @@ class V22FromV2(docker_image.DockerImage):
     def blob_stream(self, digest: str):
         if digest == EMPTY_TAR_DIGEST:
             return io.BytesIO(EMPTY_TAR_BYTES)
+        if self._is_config(digest):
+            return io.BytesIO(self.config_file().encode('utf8'))
         spooled = self._open_spool(digest)
         if spooled is not None:
             return spooled
