@@ -14,8 +14,8 @@ import functools
 import io
 import logging
 import urllib.parse
-from typing import (Callable, Optional, Sequence, Tuple, TypeVar,
-                    Union)
+from typing import (BinaryIO, Callable, Optional, Sequence, Tuple, TypeVar,
+                    Union, cast)
 
 from containerregistry.client import docker_creds
 from containerregistry.client import docker_name
@@ -197,16 +197,18 @@ class Push:
             accepted_codes=[200, 404], accepted_mimes=[image.media_type()])
         return resp.status == 200
 
-    def _remote_tag_digest(self, image: _Image) -> Optional[str]:
+    def _remote_tag_digest(self, tag: docker_name.Tag,
+                           image: _Image) -> Optional[str]:
         resp, unused_content = self._transport.Request(
-            self._url('manifests/' + self._name.tag),
+            self._url('manifests/' + tag.tag),
             accepted_codes=[200, 404], accepted_mimes=[image.media_type()])
         if resp.status != 200:
             return None
         return resp.get('docker-content-digest')
 
     def _blob_body(self, image: docker_image.DockerImage, digest: str,
-                   transfer: progress.Transfer) -> Tuple[object, int]:
+                   transfer: progress.Transfer
+                   ) -> Tuple[Union[io.BytesIO, _Counted], int]:
         """A reader over the blob, counted in TRANSFER, and its size; the
         config comes as text.
 
@@ -280,7 +282,9 @@ class Push:
                 headers['content-range'] = '%d-%d' % (offset,
                                                       offset + length - 1)
             resp, unused_content = self._transport.Request(
-                location, method='PATCH', body=_Chunk(body, length),
+                location, method='PATCH',
+                # A raw reader, which the transport reads as it does files.
+                body=cast(BinaryIO, _Chunk(body, length)),
                 content_type='application/octet-stream', headers=headers,
                 accepted_codes=[202, 204])
             offset += length
@@ -366,7 +370,8 @@ class Push:
         """
         if self.manifest_exists(image):
             if isinstance(self._name, docker_name.Tag):
-                if self._remote_tag_digest(image) == image.digest():
+                if self._remote_tag_digest(self._name,
+                                           image) == image.digest():
                     logging.info('Tag points to the right manifest, '
                                  'skipping push.')
                     return

@@ -48,7 +48,8 @@ import queue
 import tarfile
 import threading
 import zlib
-from typing import Dict, Iterator, List, Optional, Set, Tuple
+from typing import (Dict, Iterator, List, Optional, Protocol, Set, Tuple,
+                    cast)
 
 from containerregistry.client.v2_2 import capabilities
 from containerregistry.client.v2_2 import docker_image
@@ -74,6 +75,13 @@ _NODATA_TYPES = (tarfile.DIRTYPE, tarfile.SYMTYPE, tarfile.CHRTYPE,
 
 class FlattenError(ValueError):
     """The layers cannot be merged into one filesystem."""
+
+
+class _TarState(Protocol):
+    """TarFile attributes its type stubs leave out: the headers it keeps,
+    and the buffer size its copies of member contents use."""
+    members: List[tarfile.TarInfo]
+    copybufsize: Optional[int]
 
 
 class _Inode:
@@ -198,20 +206,22 @@ class _Tree:
         return stack
 
     def _make_parents(self, stack: List[Tuple[str, Optional[_Inode]]],
-                      name: str, mtime: float) -> _Inode:
-        """The directory STACK names, creating missing ones (MkdirAll)."""
-        node = self.root
+                      name: str, mtime: float) -> Dict[str, _Inode]:
+        """The contents of the directory STACK names, creating missing
+        directories (MkdirAll)."""
+        children = self.root.children
+        assert children is not None  # the root is a directory
         for depth, (part, child) in enumerate(stack):
             if child is None:
-                child = node.children.get(part)
+                child = children.get(part)
                 if child is None:
                     child = _implicit_dir(mtime)
-                    node.children[part] = child
-            if not child.is_dir:
+                    children[part] = child
+            if child.children is None:
                 raise FlattenError('cannot create %s: %s is not a directory' % (
                     name, _show([p for p, _ in stack[:depth + 1]])))
-            node = child
-        return node
+            children = child.children
+        return children
 
     def _mark_upper(self, parts: List[str]) -> None:
         for i in range(1, len(parts) + 1):
@@ -221,35 +231,37 @@ class _Tree:
         opaque = file == _OPAQUE
         stack = self._resolve(parts)
         parent = stack[-1][1] if stack else self.root
-        if parent is None or not parent.is_dir:
+        if parent is None or parent.children is None:
             return
+        children = parent.children
         names = [p for p, _ in stack]
         target = file[len(_WHITEOUT):]
         if opaque or not target:
-            self._purge(parent, names)
+            self._purge(children, names)
             return
-        if target not in parent.children:
+        if target not in children:
             return
         path = tuple(names + [target])
         if path not in self._upper:
-            del parent.children[target]
+            del children[target]
             return
-        child = parent.children[target]
-        if child.is_dir:
-            self._purge(child, list(path))
+        child = children[target]
+        if child.children is not None:
+            self._purge(child.children, list(path))
 
-    def _purge(self, directory: _Inode, names: List[str]) -> None:
-        """Removes what is below DIRECTORY, sparing this layer's paths."""
-        todo = [(directory, tuple(names))]
+    def _purge(self, contents: Dict[str, _Inode], names: List[str]) -> None:
+        """Removes CONTENTS (of the directory NAMES) and what is below them,
+        sparing this layer's paths."""
+        todo = [(contents, tuple(names))]
         while todo:
-            node, path = todo.pop()
-            for name in list(node.children):
+            children, path = todo.pop()
+            for name in list(children):
                 child_path = path + (name,)
-                child = node.children[name]
+                child = children[name]
                 if child_path not in self._upper:
-                    del node.children[name]
-                elif child.is_dir:
-                    todo.append((child, child_path))
+                    del children[name]
+                elif child.children is not None:
+                    todo.append((child.children, child_path))
 
     def apply(self, info: tarfile.TarInfo, source: Tuple[int, int]) -> None:
         """Applies one layer member."""
@@ -266,29 +278,28 @@ class _Tree:
             self._whiteout(dir_parts, file)
             return
         stack = self._resolve(dir_parts)
-        parent = self._make_parents(stack, info.name, info.mtime)
+        children = self._make_parents(stack, info.name, info.mtime)
         path = [p for p, _ in stack] + [file]
-        existing = parent.children.get(file)
+        existing = children.get(file)
         if not (info.isdir() and existing is not None and existing.is_dir):
-            parent.children.pop(file, None)
+            children.pop(file, None)
 
         if info.isdir():
             if existing is not None and existing.is_dir:
                 existing.info = _header(info, '')
             else:
-                parent.children[file] = _Inode(_header(info, ''))
+                children[file] = _Inode(_header(info, ''))
         elif info.islnk():
-            parent.children[file] = self._link_target(info)
+            children[file] = self._link_target(info)
         elif info.isreg():
             at = None
             if not info.issparse():
                 at = (info.offset_data,
                       None if 'size' in info.pax_headers else info.size)
-            parent.children[file] = _Inode(_header(info, ''), source,
-                                           '/'.join(path), at)
+            children[file] = _Inode(_header(info, ''), source,
+                                    '/'.join(path), at)
         elif info.type in _NODATA_TYPES:
-            parent.children[file] = _Inode(_header(info, ''),
-                                           origin='/'.join(path))
+            children[file] = _Inode(_header(info, ''), origin='/'.join(path))
         else:
             raise FlattenError('%s: unsupported tar entry type %r'
                                % (info.name, info.type.decode(errors='replace')))
@@ -302,7 +313,7 @@ class _Tree:
         stack = self._resolve(parts[:-1])
         parent = stack[-1][1] if stack else self.root
         target = None
-        if parent is not None and parent.is_dir:
+        if parent is not None and parent.children is not None:
             target = parent.children.get(parts[-1])
         if target is None:
             raise FlattenError('hardlink %s points to %s, which does not '
@@ -320,10 +331,11 @@ def _iter_tree(tree: _Tree) -> Iterator[Tuple[str, _Inode]]:
         path, node = todo.pop()
         if path:
             yield path, node
-        if node.is_dir:
-            for name in sorted(node.children, reverse=True):
+        children = node.children
+        if children is not None:
+            for name in sorted(children, reverse=True):
                 todo.append((path + '/' + name if path else name,
-                             node.children[name]))
+                             children[name]))
 
 
 # What reading a damaged or missing layer raises (CompressionError is a
@@ -390,7 +402,7 @@ class _Layers:
                                % where)
         urls = foreign.get('urls')
         missing = docker_image.ForeignLayerUnavailableError(
-            foreign.get('digest'),
+            str(foreign.get('digest')),
             [u for u in urls if isinstance(u, str)]
             if isinstance(urls, list) else [],
             'the input, which holds an empty placeholder for it')
@@ -452,12 +464,13 @@ class _Layers:
                     return
                 tar = tarfile.open(fileobj=stream, mode='r|', bufsize=_BUFSIZE,
                                    encoding='utf-8', errors='surrogateescape')
+                state = cast(_TarState, tar)
                 while True:
                     info = tar.next()
                     if info is None:
                         break
                     # Stream mode keeps every header; we keep what we need.
-                    tar.members = []
+                    state.members = []
                     yield tar, info
                 # Reading to the end checks the gzip trailer, and lets
                 # the hash cover the whole tar.
@@ -483,7 +496,7 @@ class _Layers:
 
         Gives up early, with what it has, once STOP is set.
         """
-        found = []
+        found: List[tarfile.TarInfo] = []
         for _, info in self.members(index):
             if stop.is_set():
                 break
@@ -552,20 +565,23 @@ def extract(image: docker_image.DockerImage, tar: tarfile.TarFile) -> None:
         if path != group[0]:
             continue  # written right after the path that carries it
         if node.info.isreg() and node.info.size > 0:
+            assert node.source is not None  # set for every regular file
             pending[node.source] = (node, group)
             continue
         tar.addfile(_header(node.info, path))
         for other in group[1:]:
             tar.addfile(_hardlink(node.info, other, path))
 
-    by_layer: Dict[int, List[Tuple[_Inode, List[str]]]] = (
+    by_layer: Dict[int, List[Tuple[int, _Inode, List[str]]]] = (
         collections.defaultdict(list))
-    for (index, _), found in sorted(pending.items()):
-        by_layer[index].append(found)
+    for (index, ordinal), (node, paths) in sorted(pending.items()):
+        by_layer[index].append((ordinal, node, paths))
     for index in sorted(by_layer):
         files = by_layer[index]
-        if all(node.at is not None for node, _ in files):
-            _copy_at_offsets(layers, index, files, tar)
+        placed = [(node.at, node, paths) for _, node, paths in files
+                  if node.at is not None]
+        if len(placed) == len(files):
+            _copy_at_offsets(layers, index, placed, tar)
         else:
             _copy_by_members(layers, index, files, tar)
         logging.debug('Copied files of %s', layers.describe(index))
@@ -580,13 +596,14 @@ def _add_file(tar: tarfile.TarFile, node: _Inode, paths: List[str],
 
 
 def _copy_by_members(layers: _Layers, index: int,
-                     files: List[Tuple[_Inode, List[str]]],
+                     files: List[Tuple[int, _Inode, List[str]]],
                      tar: tarfile.TarFile) -> None:
-    """Copies FILES' contents from layer INDEX, read member by member.
+    """Copies FILES' contents from layer INDEX, read member by member;
+    FILES are (member ordinal, file, paths).
 
     For layers with sparse files, whose stored data tarfile expands.
     """
-    wanted = {node.source[1]: (node, paths) for node, paths in files}
+    wanted = {ordinal: (node, paths) for ordinal, node, paths in files}
     for ordinal, (layer_tar, info) in enumerate(layers.members(index)):
         found = wanted.pop(ordinal, None)
         if found is None:
@@ -601,10 +618,12 @@ def _copy_by_members(layers: _Layers, index: int,
 
 
 def _copy_at_offsets(layers: _Layers, index: int,
-                     files: List[Tuple[_Inode, List[str]]],
+                     files: List[Tuple[Tuple[int, Optional[int]], _Inode,
+                                       List[str]]],
                      tar: tarfile.TarFile) -> None:
     """Copies FILES' contents from layer INDEX by where the first pass found
-    them, the layer inflated on a thread of its own while they are written.
+    them (each is (`_Inode.at`, file, paths)), the layer inflated on a thread
+    of its own while they are written.
 
     tarfile's stream reader costs more than inflating; this reads each
     byte once, in large pieces. Each file's own header block is checked
@@ -612,18 +631,18 @@ def _copy_at_offsets(layers: _Layers, index: int,
     """
     where = layers.describe(index)
     changed = FlattenError('%s changed while it was read' % where)
-    files = sorted(files, key=lambda found: found[0].at[0])
+    files = sorted(files, key=lambda found: found[0][0])
     try:
         stream = _ReadAhead(layers.open(index))
     except _READ_ERRORS as e:
         raise FlattenError('%s cannot be read: %s' % (where, _reason(e))) from e
-    saved = tar.copybufsize
-    tar.copybufsize = _PIECE
+    state = cast(_TarState, tar)
+    saved = state.copybufsize
+    state.copybufsize = _PIECE
     try:
         with stream:
             position = 0
-            for node, paths in files:
-                offset, size = node.at
+            for (offset, size), node, paths in files:
                 header = offset - tarfile.BLOCKSIZE
                 if header < position:
                     raise changed
@@ -643,7 +662,7 @@ def _copy_at_offsets(layers: _Layers, index: int,
     except _READ_ERRORS as e:
         raise FlattenError('%s cannot be read: %s' % (where, _reason(e))) from e
     finally:
-        tar.copybufsize = saved
+        state.copybufsize = saved
 
 
 class _Exactly:

@@ -18,7 +18,8 @@ The policy, for `run_all` and `in_order` alike:
 With one thread (or one task) the tasks run in the caller's thread.
 """
 import threading
-from typing import Callable, Iterator, List, Optional, Sequence, TypeVar
+from typing import (Callable, Generic, Iterator, List, Optional, Sequence,
+                    TypeVar)
 
 T = TypeVar('T')
 
@@ -47,7 +48,7 @@ def grace_for(error: Optional[BaseException]) -> float:
     return GRACE_SECONDS if error is None or isinstance(error, Exception) else 0
 
 
-class _Run:
+class _Run(Generic[T]):
     """Tasks run on daemon threads, started in order while allowed."""
 
     def __init__(self, tasks: Sequence[Callable[[], T]], threads: int,
@@ -183,7 +184,7 @@ def run_all(tasks: Sequence[Callable[[], T]], threads: int,
         raise
 
 
-class in_order:  # pylint: disable=invalid-name
+class in_order(Generic[T]):  # pylint: disable=invalid-name
     """Results of TASKS in task order, at most AHEAD tasks beyond the one
     being read started (so that few results are held), on up to THREADS
     threads. A context manager:
@@ -207,7 +208,7 @@ class in_order:  # pylint: disable=invalid-name
         self._ahead = max(0, ahead)
         self._cancel = cancel if cancel is not None else threading.Event()
         self._name = name
-        self._run: Optional[_Run] = None
+        self._run: Optional[_Run[T]] = None
 
     def __enter__(self) -> Iterator[T]:
         if min(self._threads, len(self._tasks)) <= 1:
@@ -216,7 +217,7 @@ class in_order:  # pylint: disable=invalid-name
                          self._ahead)
         return self._results(self._run)
 
-    def _results(self, run: _Run) -> Iterator[T]:
+    def _results(self, run: _Run[T]) -> Iterator[T]:
         for index in range(len(self._tasks)):
             run.allow(index + self._ahead + 1)
             yield run.result(index)

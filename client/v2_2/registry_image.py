@@ -242,7 +242,8 @@ class FromRegistry(docker_image.StreamingImage):
 
         MANIFEST, when given, is the manifest already fetched for NAME.
         """
-        image = cls(name, None, None, accepted_mimes)
+        # The transport is given, so the credentials are never asked for.
+        image = cls(name, docker_creds.Anonymous(), None, accepted_mimes)
         image._transport = transport
         if manifest is not None:
             suffix = 'manifests/' + image._ref()
@@ -258,11 +259,19 @@ class FromRegistry(docker_image.StreamingImage):
     def url(self, suffix: str) -> str:
         return '{base_url}/v2/{repository}/{suffix}'.format(
             base_url=self.transport().base_url(),
-            repository=self._name.repository, suffix=suffix)
+            repository=self._repository().repository, suffix=suffix)
+
+    def _repository(self) -> docker_name.Repository:
+        """The name, which names a repository for all but `catalog`."""
+        if not isinstance(self._name, docker_name.Repository):
+            raise ValueError('Expected a docker_name.Repository for "name"')
+        return self._name
 
     def _ref(self) -> str:
         if isinstance(self._name, docker_name.Tag):
             return self._name.tag
+        if not isinstance(self._name, docker_name.Digest):
+            raise ValueError('Expected a docker_name.Tag or Digest for "name"')
         return self._name.digest
 
     def _content(self, suffix: str,
@@ -371,7 +380,7 @@ class FromRegistry(docker_image.StreamingImage):
         """A reader that checks sha256 (and SIZE, if given) at end of data."""
         return docker_digest.VerifyingReader(
             _ResumingReader(self, digest), digest,
-            'blob %s of %s' % (digest, self._name.as_repository()), size)
+            'blob %s of %s' % (digest, self._repository().as_repository()), size)
 
     def catalog(self, page_size: int = 100) -> Iterator[str]:
         if not isinstance(self._name, docker_name.Registry) or isinstance(

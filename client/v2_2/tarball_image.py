@@ -182,7 +182,9 @@ class FromTarball(docker_image.StreamingImage, capabilities.BlobFiles,
         member = self._member_for(digest)
         if self._archive().lookup(member).size == 0:
             if compressed:
-                return open(self._layers.compress(member).path, 'rb')  # pylint: disable=consider-using-with
+                blob = self._layers.compress(member)
+                assert blob.path is not None  # an empty member is no gzip
+                return open(blob.path, 'rb')  # pylint: disable=consider-using-with
             return io.BytesIO(b'')
         if not compressed:
             return docker_digest.VerifyingReader(
