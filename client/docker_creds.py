@@ -209,13 +209,31 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
+def _drain(proc: subprocess.Popen) -> Optional[Tuple[bytes, bytes]]:
+    """What PROC wrote, once its process group was killed; None when a
+    process that left the group (`setsid`) still holds the output after
+    _OUTPUT_GRACE: it is not waited for."""
+    try:
+        return proc.communicate(timeout=_OUTPUT_GRACE)
+    except subprocess.TimeoutExpired:
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
+        try:
+            proc.wait(_OUTPUT_GRACE)  # killed, or exited, by now
+        except subprocess.TimeoutExpired:
+            pass  # beyond our signals (setuid): left to the system
+        return None
+
+
 def _run_helper(bin_name: str, request: bytes) -> Tuple[int, bytes, bytes]:
     """Runs `BIN_NAME get` with REQUEST on stdin: (status, stdout, stderr).
 
     The helper runs in a process group of its own. If it has not finished
     within the helper timeout, the group is killed and HelperError names
     the helper; if it has exited but a child still holds its output open,
-    the child is killed and what the helper wrote is used.
+    the child is killed and what the helper wrote is used. A child that
+    left the group is not waited for either.
     """
     start = time.monotonic()
     end = start + _helper_timeout()
@@ -244,11 +262,15 @@ def _run_helper(bin_name: str, request: bytes) -> Tuple[int, bytes, bytes]:
                 logging.warning('%s exited but left a process holding its '
                                 'output; killing it', bin_name)
                 _kill_group(proc)
-                out, err = proc.communicate()
-                return proc.returncode, out, err
+                drained = _drain(proc)
+                if drained is None:
+                    raise HelperError(
+                        '%s exited, but a process it started outside its '
+                        'process group still holds its output' % bin_name)
+                return (proc.returncode,) + drained
             if now >= end:
                 _kill_group(proc)
-                proc.communicate()
+                _drain(proc)
                 raise HelperError(
                     '%s did not answer within %.0fs; it and the processes '
                     'it started were killed (%s or --timeout set the limit)'

@@ -307,6 +307,36 @@ def test_helper_child_holding_its_output_is_killed(basic_registry, repo_name,
     assert _gone(child)
 
 
+_ESCAPING_HELPER = '''#!/bin/sh
+# Answers and exits, leaving a child in a session of its own holding stdout.
+setsid sleep 600 &
+echo $! > "$0.child"
+printf '{"Username":"u","Secret":"s"}'
+'''
+
+
+def test_helper_child_outside_its_group_is_not_waited_for(monkeypatch,
+                                                          tmp_path):
+    """Killing the helper's group cannot reach a child that called setsid:
+    the helper fails within a few seconds instead of waiting for it."""
+    bindir = tmp_path / 'bin'
+    bindir.mkdir()
+    script = bindir / 'docker-credential-escaping'
+    script.write_text(_ESCAPING_HELPER)
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv('PATH', '%s%s%s' % (bindir, os.pathsep,
+                                           os.environ['PATH']))
+    start = time.monotonic()
+    try:
+        with pytest.raises(docker_creds.HelperError,
+                           match='outside its process group'):
+            docker_creds.Helper('escaping', 'localhost:5000').Get()
+        assert time.monotonic() - start < 5
+    finally:
+        with open(str(script) + '.child') as f:
+            os.kill(int(f.read()), signal.SIGKILL)
+
+
 def test_timeout_cuts_a_helper_short(basic_registry, repo_name, pull, tmp_path):
     """--timeout is shorter than the helper's own limit (60 s): the helper
     is killed at the deadline, and the line still names it."""

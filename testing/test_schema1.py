@@ -177,26 +177,19 @@ def test_config_file_follows_upstream():
 # V22FromV2 over an in-memory schema 1 image.
 
 
-class _MemoryImage(v2_image.DockerImage):
-    """A schema 1 image whose blobs are in a dict; counts blob opens."""
+class _MemoryImage(schema1.MemoryImage):
+    """schema1.MemoryImage, optionally serving other BLOBS; counts blob
+    opens."""
 
     def __init__(self, img: schema1.Schema1Image, blobs=None):
-        self._img = img
-        self._blobs = dict(img.blobs() if blobs is None else blobs)
+        super().__init__(img)
+        if blobs is not None:
+            self._blobs = dict(blobs)
         self.opened = []
-
-    def manifest(self) -> str:
-        return self._img.manifest.decode()
 
     def blob(self, digest: str) -> bytes:
         self.opened.append(digest)
-        return self._blobs[digest]
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *unused):
-        pass
+        return super().blob(digest)
 
 
 @pytest.mark.parametrize('spool', [True, False])

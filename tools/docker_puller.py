@@ -11,6 +11,7 @@ from typing import BinaryIO, cast
 
 from containerregistry.tools import cli
 from containerregistry.tools import errors
+from containerregistry.tools import fast_puller
 from containerregistry.tools import logging_setup
 from containerregistry.tools import platform_args
 
@@ -27,10 +28,7 @@ parser = cli.new_parser(
     description='Pull images from a Docker Registry.',
     usage=USAGE)
 
-parser.add_argument(
-    '--name', action='store', required=True,
-    help=('The name of the docker image to pull and save. '
-          'Supports fully-qualified tag or digest references.'))
+fast_puller.add_name_flag(parser)
 
 parser.add_argument(
     '--tarball', action='store', required=True,

@@ -18,22 +18,13 @@ parser = cli.new_parser(
     description='Push images to a Docker Registry.',
     usage=USAGE)
 
-parser.add_argument(
-    '--name', action='store', required=True,
-    help='The name of the docker image to push.')
+fast_pusher.add_name_flag(parser)
 
 parser.add_argument(
     '--tarball', action='store', required=True,
     help='Where to load the image tarball.')
 
-parser.add_argument(
-    '--stamp-info-file', action='append', required=False,
-    help=('A list of files from which to read substitutions to make in the '
-          'provided --name, e.g. {BUILD_USER}'))
-
-parser.add_argument(
-    '--oci', action='store_true',
-    help='Push the image with an OCI Manifest.')
+fast_pusher.add_stamp_and_oci_flags(parser)
 
 logging_setup.DefineCommandLineArgs(parser)
 

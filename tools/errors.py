@@ -1,7 +1,7 @@
 """One-line descriptions of the errors a tool reports to its user."""
 import errno
 import os
-from typing import Optional
+from typing import Callable, Optional, cast
 
 _PROJECT = 'containerregistry.'
 # The output's filesystem cannot take more: whatever raised it, the line
@@ -9,15 +9,23 @@ _PROJECT = 'containerregistry.'
 _FULL = frozenset([errno.ENOSPC, errno.EDQUOT])
 
 
-def _full_disk(err: Optional[BaseException]) -> Optional[OSError]:
-    """The ENOSPC/EDQUOT error among ERR and its causes, if any."""
+def find(err: Optional[BaseException],
+         matches: Callable[[BaseException], bool]) -> Optional[BaseException]:
+    """The first of ERR and its causes (or the errors it was raised while
+    handling) that MATCHES, if any."""
     seen = set()
     while err is not None and id(err) not in seen:
         seen.add(id(err))
-        if isinstance(err, OSError) and err.errno in _FULL:
+        if matches(err):
             return err
         err = err.__cause__ or err.__context__
     return None
+
+
+def _full_disk(err: BaseException) -> Optional[OSError]:
+    """The ENOSPC/EDQUOT error among ERR and its causes, if any."""
+    return cast(Optional[OSError], find(
+        err, lambda e: isinstance(e, OSError) and e.errno in _FULL))
 
 
 def describe(err: BaseException, output: Optional[str] = None) -> str:

@@ -123,12 +123,8 @@ def _check_files(flag: str, pairs: List[tuple]) -> None:
 def _missing_foreign_layer(err: BaseException):
     """The ForeignLayerUnavailableError behind ERR, if one is."""
     from containerregistry.client.v2_2 import docker_image
-    cause: Optional[BaseException] = err
-    while cause is not None:
-        if isinstance(cause, docker_image.ForeignLayerUnavailableError):
-            return cause
-        cause = cause.__cause__ or cause.__context__
-    return None
+    return errors.find(err, lambda e: isinstance(
+        e, docker_image.ForeignLayerUnavailableError))
 
 
 def _with_foreign_layers(args, image):

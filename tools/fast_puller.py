@@ -6,6 +6,7 @@ image it names, bytes as served. Layers download in parallel, stream to
 disk and are checked against their digests; `--cache` shares verified
 layers between pulls.
 """
+import argparse
 import logging
 from typing import Optional
 
@@ -26,15 +27,21 @@ USAGE = """puller.par [-h] --name NAME --directory DIRECTORY [--os OS]
                    [--log-file LOG_FILE]
                    [--insecure-registry HOST[:PORT]] [--timeout SECONDS]"""
 
+
+def add_name_flag(target: argparse.ArgumentParser) -> None:
+    """Adds `--name`, the image to pull (docker_puller.par takes it too)."""
+    target.add_argument(
+        '--name', action='store', required=True,
+        help=('The name of the docker image to pull and save. '
+              'Supports fully-qualified tag or digest references.'))
+
+
 parser = cli.new_parser(
     prog='puller.par',
     description='Pull images from a Docker Registry, faaaaast.',
     usage=USAGE)
 
-parser.add_argument(
-    '--name', action='store', required=True,
-    help=('The name of the docker image to pull and save. '
-          'Supports fully-qualified tag or digest references.'))
+add_name_flag(parser)
 
 parser.add_argument(
     '--directory', action='store', required=True,

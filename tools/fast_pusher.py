@@ -34,14 +34,31 @@ USAGE = """pusher.par [-h] --name NAME [--tarball TARBALL] [--config CONFIG]
                    [--log-file LOG_FILE]
                    [--insecure-registry HOST[:PORT]] [--timeout SECONDS]"""
 
+def add_name_flag(target: argparse.ArgumentParser) -> None:
+    """Adds `--name`, where to push (docker_pusher.par takes it too)."""
+    target.add_argument(
+        '--name', action='store', required=True,
+        help='The name of the docker image to push.')
+
+
+def add_stamp_and_oci_flags(target: argparse.ArgumentParser) -> None:
+    """Adds `--stamp-info-file` and `--oci` (docker_pusher.par takes them
+    too, and hands them on)."""
+    target.add_argument(
+        '--stamp-info-file', action='append', required=False,
+        help=('A list of files from which to read substitutions to make in '
+              'the provided --name, e.g. {BUILD_USER}'))
+    target.add_argument(
+        '--oci', action='store_true',
+        help='Push the image with an OCI Manifest.')
+
+
 parser = cli.new_parser(
     prog='pusher.par',
     description='Push images to a Docker Registry, faaaaaast.',
     usage=USAGE)
 
-parser.add_argument(
-    '--name', action='store', required=True,
-    help='The name of the docker image to push.')
+add_name_flag(parser)
 
 # The name of this flag was chosen for compatibility with docker_pusher.
 parser.add_argument(
@@ -64,14 +81,7 @@ parser.add_argument(
     '--layer', action='append',
     help='The list of layer filenames in order.')
 
-parser.add_argument(
-    '--stamp-info-file', action='append', required=False,
-    help=('A list of files from which to read substitutions to make in the '
-          'provided --name, e.g. {BUILD_USER}'))
-
-parser.add_argument(
-    '--oci', action='store_true',
-    help='Push the image with an OCI Manifest.')
+add_stamp_and_oci_flags(parser)
 
 parser.add_argument(
     '--client-config-dir', action='store',

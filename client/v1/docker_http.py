@@ -117,12 +117,8 @@ def Request(transport, url: str, credentials: docker_creds.Provider,
                                      method)
         if max_bytes is None:
             return resp, reader.read()
-        what = '%s %s' % (method, url)
-        length = resp.get('content-length', '')
-        if length.isdigit() and int(length) > max_bytes:
-            raise BadStateException('%s: %s bytes announced, more than %d MiB'
-                                    % (what, length, max_bytes >> 20))
-        return resp, v2_2_http.read_capped(reader, what, max_bytes)
+        return resp, v2_2_http.read_document(
+            resp, reader, '%s %s' % (method, url), max_bytes)
     finally:
         reader.close()
 

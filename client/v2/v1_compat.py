@@ -79,10 +79,6 @@ class V1FromV2(v1_image.DockerImage):
     def uncompressed_layer_stream(self, layer_id: str):
         return self._v2_image.uncompressed_blob_stream(self._digest(layer_id))
 
-    def diff_id(self, digest: str) -> str:  # pylint: disable=arguments-renamed
-        """The diff_id of the layer with v1 id DIGEST (upstream's name)."""
-        return super().diff_id(digest)
-
     def ancestry(self, layer_id: str) -> List[str]:
         self._digest(layer_id)
         return self._v1_ancestry[self._v1_ancestry.index(layer_id):]

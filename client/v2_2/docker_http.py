@@ -149,6 +149,18 @@ def read_capped(reader, what: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
     return json_docs.read_capped(reader, what, BadStateException, limit)
 
 
+def read_document(resp: Mapping[str, str], reader, what: str,
+                  limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    """The body of RESP, read whole from READER; BadStateException as soon
+    as its Content-Length announces, or its bytes pass, more than LIMIT."""
+    length = resp.get('content-length', '')
+    if length.isdigit() and int(length) > limit:
+        raise BadStateException(
+            '%s: %s bytes announced, more than %d MiB, too large to be a '
+            'manifest or config' % (what, length, limit >> 20))
+    return read_capped(reader, what, limit)
+
+
 class TokenRefreshException(BadStateException):
     """The token server refused to issue a token."""
 
@@ -522,13 +534,9 @@ class Transport:
         try:
             if max_bytes is None:
                 return resp, reader.read()
-            what = '%s %s' % (method, url.split('?', 1)[0])
-            length = resp.get('content-length', '')
-            if length.isdigit() and int(length) > max_bytes:
-                raise BadStateException(
-                    '%s: %s bytes announced, more than %d MiB, too large to '
-                    'be a manifest or config' % (what, length, max_bytes >> 20))
-            return resp, read_capped(reader, what, max_bytes)
+            return resp, read_document(
+                resp, reader, '%s %s' % (method, url.split('?', 1)[0]),
+                max_bytes)
         finally:
             reader.close()
 
