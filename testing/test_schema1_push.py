@@ -515,9 +515,10 @@ def test_docker_pusher_pushes_a_tarball(registry, repo_name, tool_env, tmp_path)
 @pytest.mark.parametrize('tool, flags', [
     ('docker_puller', ['--name', '--tarball', '--os', '--os-version',
                        '--os-features', '--architecture', '--variant',
-                       '--features', '--stderrthreshold']),
+                       '--features', '--stderrthreshold',
+                       '--insecure-registry']),
     ('docker_pusher', ['--name', '--tarball', '--stamp-info-file', '--oci',
-                       '--stderrthreshold']),
+                       '--stderrthreshold', '--insecure-registry']),
 ])
 def test_tarball_tools_take_upstreams_flags(tool, flags, monkeypatch):
     monkeypatch.setenv('COLUMNS', '200')
