@@ -364,7 +364,39 @@ def compare(results: Dict[str, List[dict]], tool: str,
     out['round_ratios'] = round_ratios(results[tool], results[reference])
     if 'floor' in out:
         out['floor_ratio'] = round(out['floor']['median_s'] / ref, 3)
+    if 'baseline' in out:
+        out['baseline_ratio'] = round(out['baseline']['median_s'] / ref, 3)
+    versus_baseline(out, results, tool)
     return out
+
+
+def versus_baseline(out: dict, results: Dict[str, List[dict]], tool: str) -> None:
+    """TOOL against `baseline` (its earlier build), if RESULTS has one.
+
+    Adds to OUT (the summaries of RESULTS) TOOL's median over the
+    baseline's (`after_before`), the same inside each round, and both peak
+    RSS.
+    """
+    if 'baseline' not in results:
+        return
+    out['after_before'] = round(out[tool]['median_s'] / out['baseline']['median_s'], 3)
+    out['round_after_before'] = round_ratios(results[tool], results['baseline'])
+    out['rss_after_before_mib'] = [out[tool]['max_rss_mib'],
+                                   out['baseline']['max_rss_mib']]
+
+
+BASELINE_HEAD = '  before s b.ratio  after/before (rounds)  before MiB'
+
+
+def baseline_cells(result: dict) -> str:
+    """The baseline's columns of a row of a printed table ('' without one)."""
+    if 'baseline' not in result:
+        return ''
+    rounds = result['round_after_before']
+    return ' %9.3f %7.2f %7.3f (%.2f-%.2f) %11.1f' % (
+        result['baseline']['median_s'], result['baseline_ratio'],
+        result['after_before'], rounds[0], rounds[-1],
+        result['baseline']['max_rss_mib'])
 
 
 def judge_ratio_rss(targets: List[Tuple[str, float]], result: dict,
@@ -380,8 +412,9 @@ def judge_ratio_rss(targets: List[Tuple[str, float]], result: dict,
 
 # THE TOOLS.
 
-def build_par(name: str, given: Optional[str], work: str) -> Tuple[Optional[str], dict]:
-    """A private copy of NAME.par (GIVEN, or `bazel build //:NAME.par`).
+def build_par(name: str, given: Optional[str], work: str,
+              prefix: str = '') -> Tuple[Optional[str], dict]:
+    """A private copy, WORK/PREFIX+NAME.par, of GIVEN or of `bazel build //:NAME.par`.
 
     Returns (path, description), or (None, description) when the build
     failed and the caller should fall back to source mode.
@@ -398,7 +431,7 @@ def build_par(name: str, given: Optional[str], work: str) -> Tuple[Optional[str]
             return None, {'mode': 'source', 'build_error': proc.stderr[-1500:]}
         par = os.path.join(ROOT, 'bazel-bin', '%s.par' % name)
         built = True
-    copy = os.path.join(work, '%s.par' % name)
+    copy = os.path.join(work, '%s%s.par' % (prefix, name))
     shutil.copyfile(par, copy)
     return copy, {'mode': 'par', 'par': os.path.abspath(par), 'built': built,
                   'par_sha256': file_sha256(copy).split(':')[1],
@@ -424,6 +457,16 @@ def tool_command(name: str, module: str, args, shim: str, work: str,
                                 if env.get('PYTHONPATH') else '')
     info['pythonpath'] = shim
     return [args.python, '-m', 'containerregistry.tools.' + module], env, info
+
+
+def baseline_command(name: str, par: str, args, work: str) -> Tuple[List[str], dict]:
+    """(command, description) that runs PAR, an earlier build of NAME.par.
+
+    It is timed as one more command, `baseline`, in the same rounds as the
+    tool, so the two builds are compared under the same load.
+    """
+    copy, info = build_par(name, par, work, 'baseline-')
+    return [args.python, copy], info
 
 
 def machine_info(python: str) -> dict:
@@ -510,6 +553,9 @@ def registry_tool_parser(doc: str, tool: str, module: str, floor: str,
     p.add_argument('--source', action='store_true',
                    help='time `python -m containerregistry.tools.%s` '
                         'from the checkout instead of a .par' % module)
+    p.add_argument('--baseline-par',
+                   help='also time this earlier build of %s.par in the same rounds '
+                        'and report the after/before ratio' % tool)
     p.add_argument('--floor', action='store_true',
                    help='also time bench/%s, a minimal stdlib %s' % (floor, tool[:-2]))
     return p

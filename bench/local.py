@@ -185,6 +185,9 @@ def bench_group(group: Group, runs: int) -> dict:
     out['speed'] = round(out[ref]['median_s'] / out[main]['median_s'], 3)
     out['round_speeds'] = sorted(round(1 / r, 3) for r in
                                  common.round_ratios(results[main], results[ref]))
+    if 'baseline' in out:
+        out['baseline_speed'] = round(out[ref]['median_s'] / out['baseline']['median_s'], 3)
+    common.versus_baseline(out, results, main)
     out['data_bytes'] = group.data_bytes
     out['failures'] = group.failures
     loads = [r['load1'] for t in tools for r in results[t]]
@@ -225,6 +228,12 @@ def print_table(results: Dict[str, dict]) -> None:
             print('%-4s %-11s %s' % ('PASS' if t['pass'] else 'MISS', name, text))
         if 'speed' not in [t['what'] for t in r['targets']]:
             print('info %-11s %s speed %.2f x %s' % (name, main, r['speed'], ref))
+        if 'baseline' in r:
+            rounds = r['round_after_before']
+            print('info %-11s %s after/before %.3f (rounds %.2f-%.2f), baseline '
+                  'speed %.2f x %s, peak RSS %.1f/%.1f MiB' % (
+                      name, main, r['after_before'], rounds[0], rounds[-1],
+                      r['baseline_speed'], ref, *r['rss_after_before_mib']))
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -234,6 +243,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         'minutes; no warm-up there (default 3)')
     p.add_argument('--importer-par', help='time this importer.par instead of building one')
     p.add_argument('--flatten-par', help='time this flatten.par instead of building one')
+    p.add_argument('--baseline-importer-par',
+                   help='also time this earlier build of importer.par (as '
+                        '`baseline`, --format tar.gz) in the import groups')
+    p.add_argument('--baseline-flatten-par',
+                   help='also time this earlier build of flatten.par (as '
+                        '`baseline`) in the flatten group')
     p.add_argument('--source', action='store_true',
                    help='time `python -m containerregistry.tools.fast_importer` '
                         '(and fast_flatten) from the checkout instead of .par files')
@@ -269,6 +284,14 @@ def main(argv=None) -> int:
             tools[tool] = (cmd, env)
             info[tool] = desc
             print('%s: %s (%s)' % (tool, ' '.join(cmd), desc['mode']))
+        baselines = {}
+        for tool, par in (('importer', args.baseline_importer_par),
+                          ('flatten', args.baseline_flatten_par)):
+            if par and tool in tools:
+                cmd, info['baseline_' + tool] = common.baseline_command(
+                    tool, par, args, work)
+                baselines[tool] = (cmd, None)
+                print('baseline %s: %s' % (tool, ' '.join(cmd)))
 
         t0 = time.perf_counter()
         raw_dir = os.path.join(work, 'raw')
@@ -297,8 +320,8 @@ def main(argv=None) -> int:
                      'tarball_gz_bytes': gz_bytes, 'tarball_raw_bytes': raw_size,
                      'generate_s': round(gen_s, 1)})
 
-        def importer(tarball: str, fmt: str):
-            cmd, env = tools['importer']
+        def importer(tarball: str, fmt: str, build: Dict[str, tuple] = tools):
+            cmd, env = build['importer']
             return lambda out: (cmd + ['--tarball', tarball, '--format', fmt,
                                        '--directory', out], env)
 
@@ -325,29 +348,39 @@ def main(argv=None) -> int:
             if not args.no_format_tar:
                 commands['importer-tar'] = importer(save_gz, 'tar')
                 checks['importer-tar'] = lambda out: check_import(out, image, 'tar', True)
+            if 'importer' in baselines:
+                commands['baseline'] = importer(save_gz, 'tar.gz', baselines)
+                checks['baseline'] = checks['importer']
             groups['import-gz'] = Group('import-gz', work, commands, checks, gz_bytes)
         if 'import-raw' in args.groups:
             script = 'for f in "$@"; do gzip -9 -n -c "$f" > "$0/${f##*/}.gz"; done'
-            groups['import-raw'] = Group(
-                'import-raw', work,
-                {'importer': importer(save_raw, 'tar.gz'),
-                 'gzip -9': lambda out: (['sh', '-c', script, out] + raw_tars, None)},
-                {'importer': lambda out: check_import(out, image, 'tar.gz', False)},
-                raw_bytes, warmup=False)
+            commands = {'importer': importer(save_raw, 'tar.gz'),
+                        'gzip -9': lambda out: (['sh', '-c', script, out] + raw_tars, None)}
+            checks = {'importer': lambda out: check_import(out, image, 'tar.gz', False)}
+            if 'importer' in baselines:
+                commands['baseline'] = importer(save_raw, 'tar.gz', baselines)
+                checks['baseline'] = checks['importer']
+            groups['import-raw'] = Group('import-raw', work, commands, checks,
+                                         raw_bytes, warmup=False)
         if 'flatten' in args.groups:
-            cmd, env = tools['flatten']
             layers = [fast_args[i + 1] for i in range(len(fast_args))
                       if fast_args[i] == '--layer']
-            groups['flatten'] = Group(
-                'flatten', work,
-                {'flatten': lambda out: (cmd + fast_args + [
+
+            def flatten(build: Dict[str, tuple]):
+                cmd, env = build['flatten']
+                return lambda out: (cmd + fast_args + [
                     '--filesystem', os.path.join(out, 'fs.tar'),
-                    '--metadata', os.path.join(out, 'metadata.json')], env),
-                 'gzip -dc': lambda out: (['sh', '-c', 'gzip -dc "$@" > "$0/fs.tar"', out]
-                                          + layers, None)},
-                {'flatten': lambda out: check_flatten(os.path.join(out, 'fs.tar'),
-                                                      image, shape)},
-                raw_bytes)
+                    '--metadata', os.path.join(out, 'metadata.json')], env)
+
+            commands = {'flatten': flatten(tools),
+                        'gzip -dc': lambda out: (
+                            ['sh', '-c', 'gzip -dc "$@" > "$0/fs.tar"', out] + layers, None)}
+            checks = {'flatten': lambda out: check_flatten(os.path.join(out, 'fs.tar'),
+                                                           image, shape)}
+            if 'flatten' in baselines:
+                commands['baseline'] = flatten(baselines)
+                checks['baseline'] = checks['flatten']
+            groups['flatten'] = Group('flatten', work, commands, checks, raw_bytes)
 
         results: Dict[str, dict] = {}
         # The longest group (import-raw) goes last.

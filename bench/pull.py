@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import common
 from common import MIB, ROOT, SHAPES, Shape
@@ -100,8 +100,10 @@ class Runner:
     """Builds the two commands for one image and runs them in fresh dirs."""
 
     def __init__(self, puller_cmd: List[str], puller_env: dict,
-                 skopeo_env: dict, work: str, python: str):
+                 skopeo_env: dict, work: str, python: str,
+                 baseline_cmd: Optional[List[str]] = None):
         self.puller_cmd = puller_cmd
+        self.baseline_cmd = baseline_cmd
         self.puller_env = puller_env
         self.skopeo_env = skopeo_env
         self.work = work
@@ -115,9 +117,10 @@ class Runner:
         # written back while the next command is timed.
         os.sync()
         try:
-            if tool == 'puller':
-                result = common.timed(self.puller_cmd + ['--name', ref, '--directory', out],
-                               self.puller_env, stat)
+            if tool in ('puller', 'baseline'):
+                cmd = self.puller_cmd if tool == 'puller' else self.baseline_cmd
+                result = common.timed(cmd + ['--name', ref, '--directory', out],
+                                      self.puller_env, stat)
                 check_puller(out, digest, layers)
             elif tool == 'floor':
                 result = common.timed([self.python, FLOOR, ref, out], self.puller_env, stat)
@@ -146,7 +149,9 @@ def print_table(results: Dict[str, dict]) -> None:
             'puller MiB', 'skopeo MiB')
     floor = any('floor' in r for r in results.values())
     line = '\n%-7s %8s %9s %9s %6s %11s %11s' % head
-    print(line + ('   floor s  ratio' if floor else ''))
+    baseline = any('baseline' in r for r in results.values())
+    print(line + ('   floor s  ratio' if floor else '')
+          + (common.BASELINE_HEAD if baseline else ''))
     for name, r in results.items():
         line = '%-7s %8.1f %9.3f %9.3f %6.2f %11.1f %11.1f' % (
             name, r['blob_bytes'] / 1e6, r['puller']['median_s'],
@@ -154,7 +159,7 @@ def print_table(results: Dict[str, dict]) -> None:
             r['skopeo']['max_rss_mib'])
         if 'floor' in r:
             line += ' %9.3f %6.2f' % (r['floor']['median_s'], r['floor_ratio'])
-        print(line)
+        print(line + common.baseline_cells(r))
     print()
     common.print_targets(results, 'puller')
 
@@ -187,13 +192,21 @@ def main(argv=None) -> int:
                            '--src-tls-verify=false', 'docker://REF', 'oci:DIR:latest'],
             'runs': args.runs,
             'order': 'one untimed warm-up each, then rounds alternating '
-                     'puller,skopeo(,floor) and the reverse; sync before each run',
+                     'puller,skopeo(,floor)(,baseline) and the reverse; sync '
+                     'before each run',
             'targets': {k: dict(v) for k, v in TARGETS.items()},
         }
         print('puller: %s (%s)' % (' '.join(puller_cmd), puller_info['mode']))
         reg = registry.start_registry()
-        runner = Runner(puller_cmd, puller_env, skopeo_env, work, args.python)
-        tools = ['puller', 'skopeo'] + (['floor'] if args.floor else [])
+        baseline_cmd = None
+        if args.baseline_par:
+            baseline_cmd, info['baseline'] = common.baseline_command(
+                'puller', args.baseline_par, args, work)
+            print('baseline: %s' % ' '.join(baseline_cmd))
+        runner = Runner(puller_cmd, puller_env, skopeo_env, work, args.python,
+                        baseline_cmd)
+        tools = (['puller', 'skopeo'] + (['floor'] if args.floor else [])
+                 + (['baseline'] if baseline_cmd else []))
         results: Dict[str, dict] = {}
         for name in args.shapes:
             t0 = time.perf_counter()

@@ -80,12 +80,14 @@ class Runner:
 
     def __init__(self, registry, images, pusher_cmd: List[str], pusher_env: dict,
                  skopeo_env: dict, work: str, python: str,
-                 registry_parent: Optional[str]):
+                 registry_parent: Optional[str],
+                 baseline_cmd: Optional[List[str]] = None):
         self.registry = registry
         self.registry_parent = registry_parent
         self.images = images
         self.pusher_cmd = pusher_cmd
         self.pusher_env = pusher_env
+        self.baseline_cmd = baseline_cmd
         self.skopeo_env = skopeo_env
         self.work = work
         self.python = python
@@ -100,8 +102,9 @@ class Runner:
             # Writeback of the previous run's data must not land in this one.
             os.sync()
             cpu = process_cpu(reg.proc.pid)
-            if tool == 'pusher':
-                result = common.timed(self.pusher_cmd + ['--name', ref] + fast_args,
+            if tool in ('pusher', 'baseline'):
+                cmd = self.pusher_cmd if tool == 'pusher' else self.baseline_cmd
+                result = common.timed(cmd + ['--name', ref] + fast_args,
                                       self.pusher_env, stat)
             elif tool == 'floor':
                 fast = os.path.dirname(fast_args[fast_args.index('--config') + 1])
@@ -133,9 +136,11 @@ def bench_shape(runner: Runner, name: str, image: common.DirImage,
 
 def print_table(results: Dict[str, dict]) -> None:
     floor = any('floor' in r for r in results.values())
+    baseline = any('baseline' in r for r in results.values())
     print('\n%-7s %8s %9s %9s %6s %11s %11s %9s %9s' % (
         'shape', 'blob MB', 'pusher s', 'skopeo s', 'ratio', 'pusher MiB',
-        'skopeo MiB', 'load', 'reg CPU') + ('   floor s  ratio' if floor else ''))
+        'skopeo MiB', 'load', 'reg CPU') + ('   floor s  ratio' if floor else '')
+          + (common.BASELINE_HEAD if baseline else ''))
     for name, r in results.items():
         line = '%-7s %8.1f %9.3f %9.3f %6.2f %11.1f %11.1f %4.1f-%.1f %9.2f' % (
             name, r['blob_bytes'] / 1e6, r['pusher']['median_s'],
@@ -144,7 +149,7 @@ def print_table(results: Dict[str, dict]) -> None:
             r['pusher']['median_registry_cpu_s'])
         if 'floor' in r:
             line += ' %9.3f %6.2f' % (r['floor']['median_s'], r['floor_ratio'])
-        print(line)
+        print(line + common.baseline_cells(r))
     print()
     common.print_targets(results, 'pusher')
 
@@ -190,8 +195,8 @@ def main(argv=None) -> int:
             'skopeo_cmd': SKOPEO_CMD + ['dir:DIR', 'docker://REF'],
             'runs': args.runs,
             'order': 'one untimed warm-up each, then rounds alternating '
-                     'pusher,skopeo(,floor) and the reverse; each run into a new, '
-                     'empty registry; sync before each run',
+                     'pusher,skopeo(,floor)(,baseline) and the reverse; each run '
+                     'into a new, empty registry; sync before each run',
             'targets': {k: dict(v) for k, v in TARGETS.items()},
         }
         print('pusher: %s (%s)' % (' '.join(pusher_cmd), pusher_info['mode']))
@@ -204,9 +209,15 @@ def main(argv=None) -> int:
                 print('no tmpfs with room at %s: the registry stores on disk' % TMPFS)
         info['registry_storage'] = parent or 'disk (%s)' % tempfile.gettempdir()
         print('registry storage: %s' % info['registry_storage'])
+        baseline_cmd = None
+        if args.baseline_par:
+            baseline_cmd, info['baseline'] = common.baseline_command(
+                'pusher', args.baseline_par, args, work)
+            print('baseline: %s' % ' '.join(baseline_cmd))
         runner = Runner(registry, images, pusher_cmd, pusher_env, skopeo_env, work,
-                        args.python, parent)
-        tools = ['pusher', 'skopeo'] + (['floor'] if args.floor else [])
+                        args.python, parent, baseline_cmd)
+        tools = (['pusher', 'skopeo'] + (['floor'] if args.floor else [])
+                 + (['baseline'] if baseline_cmd else []))
         results: Dict[str, dict] = {}
         for name in args.shapes:
             t0 = time.perf_counter()
