@@ -5,7 +5,6 @@ whose `rootfs.diff_ids` pair with fewer or more layers than the manifest
 lists; readers pair layers with diff_ids by position, so such an image
 would be written as complete but could not be used.
 """
-from containerregistry.client.v2_2 import disk_image
 from containerregistry.client.v2_2 import json_docs
 
 
@@ -28,4 +27,7 @@ def check_config(config: str, layers: int, what: str) -> None:
     if not isinstance(diff_ids, list):
         raise InconsistentImageError('%s: rootfs.diff_ids is not a list' % what)
     if len(diff_ids) != layers:
+        # Imported only here: the disk reader brings the tarball and
+        # compression modules, which a pull otherwise does not load.
+        from containerregistry.client.v2_2 import disk_image
         raise disk_image.LayerCountError(len(diff_ids), layers)
