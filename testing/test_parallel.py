@@ -146,6 +146,57 @@ def test_ctrl_c_does_not_wait_for_a_stuck_task(interrupt_soon):
     never.set()
 
 
+def test_ctrl_c_waits_for_local_tasks_to_stop(interrupt_soon):
+    """Local tasks (compression) stop at their next chunk once cancelled;
+    they are waited for, so none writes after the caller's cleanup."""
+    cancel = threading.Event()
+    ended = []
+
+    def chunks():
+        while not cancel.wait(0.05):
+            pass
+        time.sleep(0.2)  # the chunk it was writing
+        ended.append(time.monotonic())
+        raise parallel.Cancelled()
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel.run_all([chunks] * 2, 2, cancel=cancel, local=True)
+    returned = time.monotonic()
+    assert len(ended) == 2 and max(ended) <= returned
+
+
+def test_ctrl_c_while_threads_start_stops_those_started(monkeypatch):
+    """A signal landing while the run starts its threads still cancels
+    them (and waits for local ones): none goes on after the caller's
+    cleanup."""
+    started = []
+    real_start = threading.Thread.start
+
+    def start(thread):
+        real_start(thread)
+        started.append(thread)
+        if len(started) == 1:
+            raise KeyboardInterrupt()
+
+    monkeypatch.setattr(threading.Thread, 'start', start)
+    cancel = threading.Event()
+    ended = []
+
+    def task():
+        while not cancel.wait(0.05):
+            pass
+        ended.append(True)
+        raise parallel.Cancelled()
+
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.run_all([task] * 2, 2, cancel=cancel, local=True)
+        assert cancel.is_set()
+        assert ended == [True]
+    finally:
+        cancel.set()
+
+
 def test_ctrl_c_leaves_in_order_without_waiting(interrupt_soon):
     never = threading.Event()
     start = time.monotonic()

@@ -13,7 +13,10 @@ The policy, for `run_all` and `in_order` alike:
   daemons, so a stuck one does not hold the interpreter's exit back either.
 - Ctrl-C, SIGTERM or the run's deadline (anything but an `Exception`
   reaching the caller) sets CANCEL and returns at once, without waiting:
-  the tool's own cleanup goes first (see tools/cli.py).
+  the tool's own cleanup goes first (see tools/cli.py). Tasks that work
+  only on local files (`local=True`: compression) are waited for then too,
+  GRACE_SECONDS at most: they stop at their next chunk, and must not go on
+  writing into a directory the cleanup is removing.
 
 With one thread (or one task) the tasks run in the caller's thread.
 """
@@ -49,7 +52,11 @@ def grace_for(error: Optional[BaseException]) -> float:
 
 
 class _Run(Generic[T]):
-    """Tasks run on daemon threads, started in order while allowed."""
+    """Tasks run on daemon threads, started in order while allowed.
+
+    The threads start in `start()`, called where a Ctrl-C or SIGTERM
+    arriving meanwhile still reaches `stop()`.
+    """
 
     def __init__(self, tasks: Sequence[Callable[[], T]], threads: int,
                  cancel: threading.Event, name: str,
@@ -66,10 +73,17 @@ class _Run(Generic[T]):
         # Tasks before this index may start.
         self._limit = count if ahead is None else ahead + 1
         self._workers = max(1, min(threads, count))
-        self._alive = self._workers
+        self._name = name
+        self._alive = 0
+        self.stopped = False
+
+    def start(self) -> None:
         for number in range(self._workers):
-            threading.Thread(target=self._work, daemon=True,
-                             name='%s-%d' % (name, number)).start()
+            thread = threading.Thread(target=self._work, daemon=True,
+                                      name='%s-%d' % (self._name, number))
+            with self._cond:
+                self._alive += 1
+            thread.start()
 
     def _take(self) -> Optional[int]:
         with self._cond:
@@ -144,24 +158,28 @@ class _Run(Generic[T]):
         real = [e for e in errors if not isinstance(e, Cancelled)]
         return (real or errors)[0]  # type: ignore[return-value]
 
-    def stop(self, error: Optional[BaseException]) -> None:
+    def stop(self, error: Optional[BaseException],
+             local: bool = False) -> None:
         """Starts no more tasks and sets CANCEL; then gives running tasks
-        GRACE_SECONDS to end, unless ERROR is Ctrl-C, SIGTERM or the like."""
+        GRACE_SECONDS to end, unless ERROR is Ctrl-C, SIGTERM or the like
+        and the tasks are not LOCAL."""
         with self._cond:
+            self.stopped = True
             self.cancel.set()
             self._cond.notify_all()
-            grace = grace_for(error)
+            grace = GRACE_SECONDS if local else grace_for(error)
             if grace:
                 self._cond.wait_for(lambda: not self._alive, grace)
 
 
 def run_all(tasks: Sequence[Callable[[], T]], threads: int,
             cancel: Optional[threading.Event] = None,
-            name: str = 'parallel') -> List[T]:
+            name: str = 'parallel', local: bool = False) -> List[T]:
     """Runs TASKS on up to THREADS threads; their results, in task order.
 
     The first task to fail stops the rest (see the module's docstring);
-    CANCEL, if given, is the event set then, for tasks to check.
+    CANCEL, if given, is the event set then, for tasks to check. LOCAL
+    tasks are waited for on Ctrl-C and SIGTERM too.
     """
     cancel = cancel if cancel is not None else threading.Event()
     tasks = list(tasks)
@@ -176,11 +194,11 @@ def run_all(tasks: Sequence[Callable[[], T]], threads: int,
         return results
     run = _Run(tasks, threads, cancel, name)
     try:
+        run.start()
         return run.wait_all()
-    except Exception:
-        raise  # the run is stopped already
     except BaseException as e:
-        run.stop(e)
+        if not run.stopped:
+            run.stop(e, local)
         raise
 
 
@@ -215,6 +233,11 @@ class in_order(Generic[T]):  # pylint: disable=invalid-name
             return (task() for task in self._tasks)
         self._run = _Run(self._tasks, self._threads, self._cancel, self._name,
                          self._ahead)
+        try:
+            self._run.start()
+        except BaseException as e:
+            self._run.stop(e)
+            raise
         return self._results(self._run)
 
     def _results(self, run: _Run[T]) -> Iterator[T]:

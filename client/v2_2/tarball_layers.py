@@ -226,7 +226,8 @@ class LayerCompressor:
             members = sorted(members, key=lambda m: (-costs[m], m))
         cancel = threading.Event()
         parallel.run_all([functools.partial(self.compress, m, cancel)
-                          for m in members], workers, cancel, 'compress')
+                          for m in members], workers, cancel, 'compress',
+                         local=True)
 
     def _cost(self, member: str) -> float:
         """Roughly how many CPU seconds gzipping MEMBER will take.
