@@ -77,6 +77,20 @@ def test_puller_gives_up_at_its_timeout(silent, pull, how):
     assert not os.path.exists(proc.directory)
 
 
+def test_docker_puller_gives_up_at_the_environments_timeout(silent, tmp_path):
+    name = '%s/some/image:tag' % silent.host
+    tarball = tmp_path / 'image.tar'
+    env = dict(pars.tool_env(), CONTAINERREGISTRY_TIMEOUT='3')
+    proc = _timed(lambda: pars.run_tool('docker_puller', '--name', name,
+                                        '--tarball', str(tarball), env=env))
+    assert proc.returncode == 1, proc.stderr
+    line, = pars.error_lines(proc.stderr)
+    assert 'gave up after 3s (CONTAINERREGISTRY_TIMEOUT 3)' in line, line
+    assert silent.host in line
+    assert 3 <= proc.elapsed < 8, proc.elapsed
+    assert not tarball.exists()
+
+
 def test_silent_registry_fails_within_the_idle_limits(silent, pull):
     """No --timeout: every attempt waits the idle timeout (60 s by default,
     0.5 s here), 4 attempts in all, each retry announced by a WARNING."""

@@ -56,6 +56,8 @@ def tarball_tag(name):
 def main(argv=None) -> None:
     args = parser.parse_args(argv)
     logging_setup.Init(args=args)
+    # Upstream's flags only: the deadline comes from the environment.
+    cli.start_deadline(args)
 
     # Imported here so that --help and argument errors stay quick.
     from containerregistry.client import docker_name
